@@ -1,0 +1,141 @@
+"""The ``ptm-triage`` command: each subcommand is a thin call into the package."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+
+from app.config import ConfigError, load_settings
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.web.main import create_app
+
+    settings = load_settings()
+    _setup_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _classifier(kind: str | None, model_dir: Path | None):  # type: ignore[no-untyped-def]
+    from app.triage.registry import load_classifier
+
+    settings = load_settings()
+    return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from app.triage.jsonl import classify_file
+
+    count = classify_file(_classifier(args.model, args.model_dir), args.input, args.output, args.batch_size)
+    print(f"classified {count} issues -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from app.triage.train import train
+
+    _setup_logging()
+    out = train(args.kind, args.data, args.dev, args.output)
+    print(f"model written to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from app.triage.data import load_jsonl
+    from app.triage.evaluate import evaluate, format_report
+
+    result = evaluate(_classifier(args.model, args.model_dir), load_jsonl(args.data))
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    """Send a payload file to a running service, signed like GitHub signs it (like ``probot receive``)."""
+    import httpx
+
+    settings = load_settings()
+    body = args.payload.read_bytes()
+    signature = "sha256=" + hmac.new(settings.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": args.event,
+        "X-GitHub-Delivery": args.delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": signature,
+        "User-Agent": "GitHub-Hookshot/ptm-triage-receive",
+    }
+    response = httpx.post(args.url, content=body, headers=headers, timeout=30)
+    print(f"{response.status_code} {response.text}")
+    return 0 if response.is_success else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ptm-triage", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the webhook service (and its in-process worker)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=3000)
+    s.set_defaults(func=cmd_serve)
+
+    def model_options(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--model", choices=["baseline"], help="model kind (default: PTM_TRIAGE_MODEL)")
+        cmd.add_argument("--model-dir", type=Path, help="directory of trained models (default: models/)")
+
+    c = sub.add_parser("classify", help="classify a JSONL file of issues")
+    c.add_argument("--input", type=Path, required=True, help='lines of {"id","title","body"}')
+    c.add_argument("--output", type=Path, required=True)
+    c.add_argument("--batch-size", type=int, default=64)
+    model_options(c)
+    c.set_defaults(func=cmd_classify)
+
+    t = sub.add_parser("train", help="train a model on annotated issues")
+    t.add_argument("--kind", choices=["baseline"], default="baseline")
+    t.add_argument("--data", type=Path, nargs="+", default=[SHARED_DATA / "train.jsonl"])
+    t.add_argument("--dev", type=Path, default=SHARED_DATA / "dev.jsonl")
+    t.add_argument("--output", type=Path, help="artifact directory (default: models/<kind>)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="precision, recall and F1 per class on annotated issues")
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--json", action="store_true", help="print JSON instead of text")
+    model_options(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("receive", help="send a signed webhook payload to a running service")
+    r.add_argument("-e", "--event", required=True, help="X-GitHub-Event, e.g. issues")
+    r.add_argument("-p", "--payload", type=Path, required=True, help="payload JSON file")
+    r.add_argument("--url", default="http://127.0.0.1:3000/webhook")
+    r.add_argument("--delivery", help="X-GitHub-Delivery (default: a new UUID)")
+    r.set_defaults(func=cmd_receive)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ptm-triage: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"ptm-triage: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Settings from the environment: the one place that reads it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE_NAME = "webhook-secret"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    github_app_id: int | None = Field(default=None, alias="GITHUB_APP_ID")
+    github_private_key: SecretStr | None = Field(default=None, alias="GITHUB_PRIVATE_KEY")
+    github_private_key_path: Path | None = Field(default=None, alias="GITHUB_PRIVATE_KEY_PATH")
+    github_webhook_secret: SecretStr | None = Field(default=None, alias="GITHUB_WEBHOOK_SECRET")
+    github_api_url: str = Field(default="https://api.github.com", alias="GITHUB_API_URL")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    data_dir: Path = Field(default=Path("data"), alias="PTM_TRIAGE_DATA_DIR")
+    dry_run: bool = Field(default=False, alias="PTM_TRIAGE_DRY_RUN")
+    model_kind: Literal["baseline"] = Field(default="baseline", alias="PTM_TRIAGE_MODEL")
+    model_dir: Path | None = Field(default=None, alias="PTM_TRIAGE_MODEL_DIR")
+    abstain_label: str = Field(default="ptm: needs-triage", alias="PTM_TRIAGE_ABSTAIN_LABEL")
+    label_prefix: str = Field(default="ptm", alias="PTM_TRIAGE_LABEL_PREFIX")
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, alias="PTM_TRIAGE_MAX_BODY_BYTES", gt=0)
+    worker: Literal["inprocess", "off"] = Field(default="inprocess", alias="PTM_TRIAGE_WORKER")
+    worker_poll_s: float = Field(default=5.0, alias="PTM_TRIAGE_WORKER_POLL_S", gt=0)
+    worker_max_attempts: int = Field(default=5, alias="PTM_TRIAGE_WORKER_MAX_ATTEMPTS", ge=1)
+    log_level: str = Field(default="INFO", alias="PTM_TRIAGE_LOG_LEVEL")
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"GITHUB_API_URL must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("abstain_label")
+    @classmethod
+    def _label_length(cls, value: str) -> str:
+        if not 0 < len(value) <= 50:
+            raise ValueError("PTM_TRIAGE_ABSTAIN_LABEL must be 1 to 50 characters (GitHub's limit)")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Settings:
+        if self.github_private_key and self.github_private_key_path:
+            raise ValueError("set GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH, not both")
+        if self.github_private_key_path and not self.github_private_key_path.is_file():
+            raise ValueError(f"GITHUB_PRIVATE_KEY_PATH: no such file: {self.github_private_key_path}")
+        has_key = bool(self.github_private_key or self.github_private_key_path)
+        if has_key and self.github_app_id is None:
+            raise ValueError("a GitHub private key is set but GITHUB_APP_ID is not")
+        if self.github_app_id is not None and not has_key:
+            raise ValueError("GITHUB_APP_ID is set but neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH")
+        return self
+
+    @property
+    def has_github_credentials(self) -> bool:
+        return self.github_app_id is not None
+
+    @property
+    def effective_dry_run(self) -> bool:
+        """Dry-run when asked, without credentials, or without a configured webhook secret."""
+        return self.dry_run or not self.has_github_credentials or self.github_webhook_secret is None
+
+    def private_key_pem(self) -> str:
+        if self.github_private_key is not None:
+            return self.github_private_key.get_secret_value().replace("\\n", "\n")
+        if self.github_private_key_path is not None:
+            return self.github_private_key_path.read_text()
+        raise ConfigError("no GitHub private key configured (GITHUB_PRIVATE_KEY or GITHUB_PRIVATE_KEY_PATH)")
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / SECRET_FILE_NAME
+
+    @cached_property
+    def webhook_secret(self) -> str:
+        """The configured secret, else a local one kept in the data directory (made on first use)."""
+        if self.github_webhook_secret is not None:
+            return self.github_webhook_secret.get_secret_value()
+        if self.secret_file.is_file():
+            return self.secret_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32)
+        self.secret_file.write_text(value + "\n")
+        self.secret_file.chmod(0o600)
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url[len("postgres://"):]
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            return url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'ptm-triage.db').resolve()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment; a wrong one raises ``ConfigError`` naming it."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None

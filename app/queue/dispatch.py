@@ -1,0 +1,65 @@
+"""Turning one stored delivery into handler calls, and deciding what a failure means."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from dataclasses import dataclass
+
+import httpx
+from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio
+from gidgethub.routing import Router
+
+from app.events.tracking import MissingField
+from app.services import Services
+from app.store.models import Delivery
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # done | skipped | retry | failed
+    reason: str | None = None
+    retry_after_s: float | None = None
+
+
+def _retry_wait(exc: Exception) -> float | None:
+    """For a failure that may pass (GitHub's or the network's): seconds to wait, 0 for "back off".
+
+    None means it will not pass by waiting.
+    """
+    if isinstance(exc, RateLimitExceeded):
+        reset = getattr(exc.rate_limit, "reset_datetime", None)
+        if reset is None:
+            return 60.0
+        return max(1.0, (reset - datetime.now(timezone.utc)).total_seconds())
+    if isinstance(exc, HTTPException) and exc.status_code in (403, 429):
+        return float(exc.headers.get("retry-after", 60))
+    if isinstance(exc, (GitHubBroken, httpx.TransportError)):
+        return 0.0
+    return None
+
+
+async def process(delivery: Delivery, router: Router, services: Services) -> Outcome:
+    try:
+        data = json.loads(delivery.payload)
+    except ValueError as exc:
+        return Outcome("skipped", f"payload is not JSON: {exc}")
+    if not isinstance(data, dict):
+        return Outcome("skipped", "payload is not a JSON object")
+    event = sansio.Event(data, event=delivery.event, delivery_id=delivery.id)
+    if not router.fetch(event):
+        return Outcome("skipped", f"no handler for {delivery.event}.{data.get('action') or '-'}")
+    try:
+        await router.dispatch(event, services)
+    except MissingField as exc:
+        return Outcome("skipped", str(exc))
+    except Exception as exc:
+        wait = _retry_wait(exc)
+        if wait is not None:
+            return Outcome("retry", f"{type(exc).__name__}: {exc}", wait)
+        log.exception("delivery %s (%s) failed", delivery.id, delivery.event)
+        return Outcome("failed", f"{type(exc).__name__}: {exc}")
+    return Outcome("done")

@@ -1,0 +1,103 @@
+"""The in-process worker: works through stored deliveries in the order they came.
+
+Deliveries are the queue. A process that stops mid-work leaves rows in
+``processing``; the next start puts them back to ``pending``. Claiming is a
+conditional UPDATE, so several workers on one PostgreSQL database never do a
+delivery twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gidgethub.routing import Router
+
+from app.queue.dispatch import Outcome, process
+from app.services import Services
+from app.store import queries
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryWorker:
+    def __init__(self, services: Services, router: Router) -> None:
+        self.services = services
+        self.router = router
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+
+    def notify(self) -> None:
+        """A new delivery is stored: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        with self.services.db.session() as session:
+            requeued = queries.requeue_interrupted(session)
+        if requeued:
+            log.info("requeued %d deliveries left unfinished by the last run", requeued)
+        self._task = asyncio.create_task(self._run(), name="delivery-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait until nothing due is left (for tests and the CLI)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                with self.services.db.session() as session:
+                    if not queries.due_delivery_ids(session, limit=1) and self._idle.is_set():
+                        return
+                self.notify()
+                await asyncio.sleep(0.05)
+
+    async def _run(self) -> None:
+        while True:
+            self._idle.clear()
+            try:
+                worked = await self.run_once()
+            except Exception:
+                log.exception("worker loop error; continuing")
+                worked = 0
+            if worked:
+                continue
+            self._idle.set()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.services.settings.worker_poll_s)
+
+    async def run_once(self, batch: int = 20) -> int:
+        """Process the deliveries due now; returns how many were claimed."""
+        with self.services.db.session() as session:
+            ids = queries.due_delivery_ids(session, limit=batch)
+        claimed = 0
+        for delivery_id in ids:
+            with self.services.db.session() as session:
+                delivery = queries.claim_delivery(session, delivery_id)
+            if delivery is None:
+                continue
+            claimed += 1
+            outcome = await process(delivery, self.router, self.services)
+            self._record(delivery_id, delivery.attempts, outcome)
+        return claimed
+
+    def _record(self, delivery_id: str, attempts: int, outcome: Outcome) -> None:
+        max_attempts = self.services.settings.worker_max_attempts
+        with self.services.db.session() as session:
+            if outcome.status == "retry" and attempts < max_attempts:
+                delay = outcome.retry_after_s or 2.0 * 2 ** (attempts - 1)
+                queries.retry_delivery_later(session, delivery_id, outcome.reason or "", min(delay, 3600))
+                log.warning("delivery %s: %s; retry %d in %.0fs", delivery_id, outcome.reason, attempts, delay)
+                return
+            status = "failed" if outcome.status == "retry" else outcome.status
+            queries.finish_delivery(session, delivery_id, status, outcome.reason)
+        if status == "skipped":
+            log.info("delivery %s skipped: %s", delivery_id, outcome.reason)
+        elif status == "failed":
+            log.error("delivery %s failed after %d attempts: %s", delivery_id, attempts, outcome.reason)

@@ -1,0 +1,71 @@
+"""What the web layer, the worker and the handlers share in one process."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from gidgethub.abc import GitHubAPI
+
+from app.config import Settings
+from app.github.auth import AppAuth
+from app.github.client import GitHubClientFactory
+from app.store.db import Database
+from app.triage.classifier import Classifier
+from app.triage.labels import LabelPolicy
+from app.triage.registry import load_classifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    classifier: Classifier
+    policy: LabelPolicy
+    github: GitHubClientFactory | None = None
+    bot_login: str | None = None
+    known_labels: dict[str, set[str]] = field(default_factory=dict)
+
+    @property
+    def dry_run(self) -> bool:
+        return self.github is None
+
+    async def installation_client(self, installation_id: int) -> GitHubAPI | None:
+        """A client for the installation; None in dry-run, where nothing is written to GitHub."""
+        if self.github is None:
+            return None
+        return await self.github.for_installation(installation_id)
+
+    async def aclose(self) -> None:
+        if self.github is not None:
+            await self.github.aclose()
+        self.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    classifier = load_classifier(settings.model_kind, settings.model_dir)
+    policy = LabelPolicy(prefix=settings.label_prefix, abstain_label=settings.abstain_label)
+    github = None
+    if not settings.effective_dry_run:
+        auth = AppAuth(settings.github_app_id, settings.private_key_pem())
+        github = GitHubClientFactory(settings.github_api_url, auth, httpx.AsyncClient(timeout=30))
+    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github)
+
+
+async def identify_app(services: Services) -> None:
+    """Learn the app's bot login, so that its own label changes are not taken for a person's."""
+    if services.github is None:
+        return
+    try:
+        gh = await services.github.app_client()
+        app = await gh.getitem("/app")
+    except Exception as exc:  # the service still runs; feedback then treats every bot as not-a-person
+        log.warning("could not read GET /app (%s); the app's bot login stays unknown", exc)
+        return
+    services.bot_login = f"{app['slug']}[bot]"
+    log.info("GitHub App %s (id %s); bot login %s", app.get("name"), app.get("id"), services.bot_login)

@@ -1,0 +1,194 @@
+"""The few reads and writes the rest of the app needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from app.store.models import Delivery, Installation, Issue, IssueEvent, Prediction, Repository, utcnow
+
+
+def parse_github_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+# Deliveries -----------------------------------------------------------------
+
+def store_delivery(
+    session: Session, *, delivery_id: str, event: str, action: str | None,
+    installation_id: int | None, payload: str, status: str = "pending",
+) -> bool:
+    """Insert a delivery; False when that id was stored before (a redelivery)."""
+    if session.get(Delivery, delivery_id) is not None:
+        return False
+    session.add(Delivery(
+        id=delivery_id, event=event, action=action, installation_id=installation_id,
+        payload=payload, status=status, processed_at=utcnow() if status != "pending" else None,
+    ))
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True
+
+
+def due_delivery_ids(session: Session, limit: int = 20) -> list[str]:
+    now = utcnow()
+    rows = session.scalars(
+        select(Delivery.id)
+        .where(Delivery.status == "pending")
+        .where((Delivery.not_before.is_(None)) | (Delivery.not_before <= now))
+        .order_by(Delivery.received_at, Delivery.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+def claim_delivery(session: Session, delivery_id: str) -> Delivery | None:
+    """Mark a pending delivery as processing; None when another worker took it first."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == "pending")
+        .values(status="processing", attempts=Delivery.attempts + 1)
+    )
+    if result.rowcount != 1:
+        return None
+    return session.get(Delivery, delivery_id)
+
+
+def finish_delivery(session: Session, delivery_id: str, status: str, error: str | None = None) -> None:
+    session.execute(
+        update(Delivery).where(Delivery.id == delivery_id)
+        .values(status=status, error=error, processed_at=utcnow())
+    )
+
+
+def retry_delivery_later(session: Session, delivery_id: str, error: str, delay_s: float) -> None:
+    session.execute(
+        update(Delivery).where(Delivery.id == delivery_id)
+        .values(status="pending", error=error, not_before=utcnow() + timedelta(seconds=delay_s))
+    )
+
+
+def requeue_interrupted(session: Session) -> int:
+    """Deliveries left 'processing' by a process that stopped go back to the queue."""
+    result = session.execute(
+        update(Delivery).where(Delivery.status == "processing").values(status="pending")
+    )
+    return result.rowcount or 0
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+    return {status: count for status, count in rows}
+
+
+# Installations and repositories ---------------------------------------------
+
+def upsert_installation(session: Session, data: Mapping[str, Any]) -> Installation:
+    account = data.get("account") or {}
+    inst = session.get(Installation, data["id"])
+    if inst is None:
+        inst = Installation(id=data["id"], account_login=account.get("login") or "")
+        session.add(inst)
+    inst.account_login = account.get("login") or inst.account_login
+    inst.account_type = account.get("type") or inst.account_type
+    inst.deleted_at = None
+    return inst
+
+
+def upsert_repository(session: Session, data: Mapping[str, Any], installation_id: int | None) -> Repository:
+    repo = session.get(Repository, data["id"])
+    if repo is None:
+        stale = session.scalar(select(Repository).where(Repository.full_name == data["full_name"]))
+        if stale is not None:  # the same name now belongs to another repository id
+            stale.full_name = f"{stale.full_name}#{stale.id}"
+            session.flush()
+        repo = Repository(id=data["id"], full_name=data["full_name"])
+        session.add(repo)
+    repo.full_name = data["full_name"]
+    if installation_id is not None:
+        if session.get(Installation, installation_id) is None:  # its installation event has not come (yet)
+            owner = (data.get("owner") or {}).get("login") or data["full_name"].split("/")[0]
+            session.add(Installation(id=installation_id, account_login=owner))
+            session.flush()
+        repo.installation_id = installation_id
+    repo.removed_at = None
+    return repo
+
+
+def repository_by_name(session: Session, full_name: str) -> Repository | None:
+    return session.scalar(select(Repository).where(func.lower(Repository.full_name) == full_name.lower()))
+
+
+# Issues ------------------------------------------------------------------------
+
+def find_issue(session: Session, repository_id: int, number: int) -> Issue | None:
+    return session.scalar(
+        select(Issue).where(Issue.repository_id == repository_id, Issue.number == number)
+    )
+
+
+def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any]) -> tuple[Issue, bool]:
+    """Create or refresh an issue from a GitHub issue object; True when it was new."""
+    issue = find_issue(session, repo.id, data["number"])
+    created = issue is None
+    if issue is None:
+        issue = Issue(
+            repository_id=repo.id, number=data["number"],
+            created_at=parse_github_time(data.get("created_at")) or utcnow(),
+        )
+        session.add(issue)
+    user = data.get("user") or {}
+    issue.github_id = data.get("id", issue.github_id)
+    issue.title = data.get("title") or ""
+    issue.author_login = user.get("login", issue.author_login)
+    issue.author_type = user.get("type", issue.author_type)
+    issue.labels = [label["name"] for label in data.get("labels") or [] if isinstance(label, Mapping)]
+    if created:
+        issue.state = data.get("state") or "open"
+        issue.closed_at = parse_github_time(data.get("closed_at")) if issue.state == "closed" else None
+        issue.state_reason = data.get("state_reason")
+    session.flush()
+    return issue, created
+
+
+def add_issue_event(session: Session, issue: Issue, kind: str, at: datetime, delivery_id: str | None) -> None:
+    session.add(IssueEvent(issue_id=issue.id, kind=kind, at=at, delivery_id=delivery_id))
+
+
+def add_prediction(session: Session, issue: Issue, **fields: Any) -> Prediction:
+    prediction = Prediction(issue_id=issue.id, **fields)
+    session.add(prediction)
+    return prediction
+
+
+def latest_predictions(session: Session, issue_ids: Iterable[int]) -> dict[int, Prediction]:
+    ids = list(issue_ids)
+    if not ids:
+        return {}
+    newest = (
+        select(func.max(Prediction.id)).where(Prediction.issue_id.in_(ids)).group_by(Prediction.issue_id)
+    )
+    rows = session.scalars(select(Prediction).where(Prediction.id.in_(newest)))
+    return {p.issue_id: p for p in rows}
+
+
+def tracked_issues(session: Session, repository_id: int | None = None) -> list[Issue]:
+    """Issues that still exist (not deleted, not transferred away), with their repository."""
+    query = (
+        select(Issue).options(selectinload(Issue.repository))
+        .where(Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
+        .order_by(Issue.repository_id, Issue.number)
+    )
+    if repository_id is not None:
+        query = query.where(Issue.repository_id == repository_id)
+    return list(session.scalars(query))

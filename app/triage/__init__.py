@@ -1,0 +1,1 @@
+"""Classification of issues: text in, PTM / theme / sub-theme scores out."""

@@ -1,0 +1,47 @@
+"""The one interface every model serves behind (webhook path, CLI, backfill, benchmarks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class IssueText:
+    """What a classifier reads of an issue. ``body`` may be empty; never ``None``."""
+
+    title: str
+    body: str = ""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Scores for one issue. Probabilities in [0, 1].
+
+    ``theme_scores`` has exactly the 7 codes of ``app.taxonomy.THEME_CODES``,
+    ``subtheme_scores`` exactly the 32 of ``SUBTHEME_CODES``. The decisions
+    (``ptm``, ``themes``, ``subthemes``) are the model's own, made with its tuned
+    thresholds; the label policy may still abstain.
+    """
+
+    ptm_score: float
+    theme_scores: dict[str, float]
+    subtheme_scores: dict[str, float]
+    ptm: bool
+    themes: tuple[str, ...]
+    subthemes: tuple[str, ...]
+    model: str
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """Texts in, one prediction per text out, in the same order."""
+
+    @property
+    def version(self) -> str:
+        """A stable identifier of the trained weights, e.g. ``baseline-tfidf-lr@3f2a9c1e``."""
+        ...
+
+    def predict(self, texts: Sequence[IssueText]) -> list[Prediction]: ...

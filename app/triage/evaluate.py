@@ -1,0 +1,114 @@
+"""Scores of a classifier against annotated issues, as a JSON-ready dict and a text table.
+
+Theme and sub-theme figures are over all issues: a non-PTM issue has no themes,
+and a classifier's themes count only as it returns them (the baseline gives none
+to issues it calls non-PTM), so PTM mistakes show up in the theme figures too.
+Macro-F1 averages over the labels with support in ``issues`` (for themes and
+sub-themes alike); micro-F1 counts every label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_score
+
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES
+from app.triage.classifier import Classifier, Prediction
+from app.triage.data import LabeledIssue
+
+
+def evaluate(classifier: Classifier, issues: Sequence[LabeledIssue], batch_size: int = 64) -> dict[str, Any]:
+    if not issues:
+        raise ValueError("no issues to evaluate on")
+    predictions = predict_all(classifier, issues, batch_size)
+    truth_ptm = np.array([i.ptm for i in issues], dtype=int)
+    pred_ptm = np.array([p.ptm for p in predictions], dtype=int)
+    scores = np.array([p.ptm_score for p in predictions])
+    ptm = _binary(truth_ptm, pred_ptm)
+    ptm["roc_auc"] = _round(roc_auc_score(truth_ptm, scores)) if 0 < truth_ptm.sum() < len(issues) else None
+    return {
+        "model": classifier.version,
+        "n": len(issues),
+        "ptm": ptm,
+        "themes": _multilabel(
+            THEME_CODES, [i.themes for i in issues], [p.themes for p in predictions]
+        ),
+        "subthemes": _multilabel(
+            SUBTHEME_CODES, [i.subthemes for i in issues], [p.subthemes for p in predictions]
+        ),
+    }
+
+
+def predict_all(classifier: Classifier, issues: Sequence[LabeledIssue], batch_size: int = 64) -> list[Prediction]:
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    predictions: list[Prediction] = []
+    for start in range(0, len(issues), batch_size):
+        batch = [issue.text() for issue in issues[start : start + batch_size]]
+        predictions.extend(classifier.predict(batch))
+    if len(predictions) != len(issues):
+        raise ValueError(f"classifier returned {len(predictions)} predictions for {len(issues)} issues")
+    return predictions
+
+
+def format_report(result: dict[str, Any]) -> str:
+    ptm = result["ptm"]
+    auc = "n/a" if ptm["roc_auc"] is None else f"{ptm['roc_auc']:.3f}"
+    lines = [
+        f"model {result['model']}  n={result['n']}",
+        "",
+        f"PTM-related  P {ptm['precision']:.3f}  R {ptm['recall']:.3f}  "
+        f"F1 {ptm['f1']:.3f}  support {ptm['support']}  ROC-AUC {auc}",
+    ]
+    for key, title in (("themes", "Themes"), ("subthemes", "Sub-themes")):
+        block = result[key]
+        lines += [
+            "",
+            f"{title}: micro-F1 {block['micro_f1']:.3f}  macro-F1 {block['macro_f1']:.3f}",
+            f"{'label':<7}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}",
+        ]
+        lines += [
+            f"{code:<7}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>9}"
+            for code, m in block["per_label"].items()
+        ]
+    return "\n".join(lines)
+
+
+def _binary(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    p, r, f, _ = precision_recall_fscore_support(truth, predicted, average="binary", zero_division=0)
+    return {"precision": _round(p), "recall": _round(r), "f1": _round(f), "support": int(truth.sum())}
+
+
+def _multilabel(
+    codes: Sequence[str], truth: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
+) -> dict[str, Any]:
+    y_true, y_pred = _indicator(codes, truth), _indicator(codes, predicted)
+    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    present = [j for j, s in enumerate(support) if s > 0]
+    macro = f1_score(y_true[:, present], y_pred[:, present], average="macro", zero_division=0) if present else 0.0
+    return {
+        "micro_f1": _round(f1_score(y_true, y_pred, average="micro", zero_division=0)),
+        "macro_f1": _round(macro),
+        "per_label": {
+            code: {"precision": _round(p[j]), "recall": _round(r[j]), "f1": _round(f[j]), "support": int(support[j])}
+            for j, code in enumerate(codes)
+        },
+    }
+
+
+def _indicator(codes: Sequence[str], rows: Sequence[Sequence[str]]) -> np.ndarray:
+    index = {code: j for j, code in enumerate(codes)}
+    matrix = np.zeros((len(rows), len(codes)), dtype=int)
+    for i, row in enumerate(rows):
+        for code in row:
+            if code not in index:
+                raise ValueError(f"unknown label code {code!r}")
+            matrix[i, index[code]] = 1
+    return matrix
+
+
+def _round(value: float) -> float:
+    return round(float(value), 4)

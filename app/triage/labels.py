@@ -1,0 +1,186 @@
+"""The one place that turns predictions into GitHub label names.
+
+Names with the default prefix ``ptm``:
+
+- ``ptm: related``: the issue is PTM-related.
+- ``ptm: needs-triage``: the app abstains (PTM score inside the uncertainty band),
+  or the issue is PTM-related but no theme is confident: a person should add it.
+- one per theme, ``ptm: <theme name in lower case>``: ``ptm: model usage``,
+  ``ptm: model performance and output quality``, ``ptm: software environment``,
+  ``ptm: developer information and documentation``,
+  ``ptm: hardware and computation resource``,
+  ``ptm: model resource and configuration``,
+  ``ptm: model functionality enhancement needs``.
+- with ``subthemes=True``, one per sub-theme, ``ptm: <CODE> <name in lower case>``
+  cut at a word to 50 characters: ``ptm: HR1 memory usage``,
+  ``ptm: HR2 hardware initialization and execution``. A sub-theme label needs its
+  theme's label.
+
+A non-PTM issue gets no labels at all. GitHub compares label names without case,
+and so does ``is_app_label``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.triage.classifier import Prediction
+
+MAX_NAME = 50
+MAX_DESCRIPTION = 100
+PTM_CODE = "PTM"
+ABSTAIN_CODE = "ABSTAIN"
+PTM_COLOR = "5319e7"
+ABSTAIN_COLOR = "fbca04"
+THEME_COLORS: dict[str, str] = {
+    "MU": "1d76db",
+    "PQ": "d93f0b",
+    "SE": "0e8a16",
+    "DI": "006b75",
+    "HR": "b60205",
+    "RC": "795548",
+    "FN": "e4a000",
+}
+_COLOR = re.compile(r"[0-9a-f]{6}")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    name: str
+    color: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > MAX_NAME:
+            raise ValueError(f"label name must be 1-{MAX_NAME} characters: {self.name!r}")
+        if not _COLOR.fullmatch(self.color):
+            raise ValueError(f"label colour must be 6 lower-case hex digits without '#': {self.color!r}")
+        if len(self.description) > MAX_DESCRIPTION:
+            raise ValueError(f"label description over {MAX_DESCRIPTION} characters: {self.description!r}")
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """How scores become labels.
+
+    ``ptm_threshold`` replaces the model's own PTM decision when set; PTM scores
+    within ``uncertain_band`` (inclusive; ``None`` for no band) abstain.
+    ``theme_thresholds`` maps theme or sub-theme codes to thresholds that replace
+    the model's decisions for those codes.
+    """
+
+    prefix: str = "ptm"
+    abstain_label: str | None = None  # default: "<prefix>: needs-triage"
+    ptm_threshold: float | None = None
+    theme_thresholds: Mapping[str, float] = field(default_factory=dict)
+    uncertain_band: tuple[float, float] | None = (0.35, 0.65)
+    subthemes: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.prefix.strip():
+            raise ValueError("label prefix must not be empty")
+        unknown = set(self.theme_thresholds) - set(THEMES) - set(SUBTHEMES)
+        if unknown:
+            raise ValueError(f"unknown theme codes in theme_thresholds: {sorted(unknown)}")
+        for value in (self.ptm_threshold, *self.theme_thresholds.values(), *(self.uncertain_band or ())):
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"thresholds must lie in [0, 1], got {value}")
+        if self.uncertain_band and self.uncertain_band[0] > self.uncertain_band[1]:
+            raise ValueError(f"uncertain_band must be (low, high), got {self.uncertain_band}")
+        names = [spec.name.casefold() for spec in self._specs()]  # LabelSpec checks GitHub's limits
+        if len(set(names)) != len(names):
+            raise ValueError("label names must be distinct (ignoring case)")
+
+    @property
+    def ptm_label(self) -> str:
+        return f"{self.prefix}: related"
+
+    @property
+    def abstain(self) -> str:
+        return self.abstain_label or f"{self.prefix}: needs-triage"
+
+    def label_name(self, code: str) -> str:
+        """The label of ``"PTM"``, ``"ABSTAIN"``, a theme code or a sub-theme code."""
+        if code == PTM_CODE:
+            return self.ptm_label
+        if code == ABSTAIN_CODE:
+            return self.abstain
+        if code in THEMES:
+            return f"{self.prefix}: {THEMES[code].lower()}"
+        if code in SUBTHEMES:
+            return _cut_at_word(f"{self.prefix}: {code} {SUBTHEMES[code].lower()}", MAX_NAME)
+        raise ValueError(f"unknown label code {code!r}")
+
+    def code_of(self, name: str) -> str | None:
+        """The code behind an app label name (any case), ``None`` for other labels."""
+        return self._codes_by_name().get(name.strip().casefold())
+
+    def is_app_label(self, name: str) -> bool:
+        """Whether the app may own ``name``; sub-theme labels count even with ``subthemes=False``."""
+        return self.code_of(name) is not None
+
+    def labels_for(self, prediction: Prediction) -> list[str]:
+        score = prediction.ptm_score
+        band = self.uncertain_band
+        if band is not None and band[0] <= score <= band[1]:
+            return [self.abstain]
+        is_ptm = prediction.ptm if self.ptm_threshold is None else score >= self.ptm_threshold
+        if not is_ptm:
+            return []
+        themes = [
+            c for c in THEME_CODES if self._fires(c, prediction.theme_scores.get(c, 0.0), c in prediction.themes)
+        ]
+        labels = [self.ptm_label, *(self.label_name(c) for c in themes)]
+        if self.subthemes:
+            labels += [
+                self.label_name(c)
+                for c in SUBTHEME_CODES
+                if theme_of(c) in themes
+                and self._fires(c, prediction.subtheme_scores.get(c, 0.0), c in prediction.subthemes)
+            ]
+        if not themes:
+            labels.append(self.abstain)
+        return labels
+
+    def all_labels(self) -> list[LabelSpec]:
+        """Every label the app may create under this policy."""
+        specs = self._specs()
+        return specs if self.subthemes else specs[: 2 + len(THEME_CODES)]
+
+    def _fires(self, code: str, score: float, model_decision: bool) -> bool:
+        threshold = self.theme_thresholds.get(code)
+        return model_decision if threshold is None else score >= threshold
+
+    def _specs(self) -> list[LabelSpec]:
+        specs = [
+            LabelSpec(self.ptm_label, PTM_COLOR, "About reusing a pre-trained AI model (set by PTM Triage)"),
+            LabelSpec(self.abstain, ABSTAIN_COLOR, "PTM Triage was unsure: a person should decide or add the theme"),
+        ]
+        specs += [
+            LabelSpec(self.label_name(c), THEME_COLORS[c], f"PTM challenge theme {c}: {THEMES[c]}")
+            for c in THEME_CODES
+        ]
+        specs += [
+            LabelSpec(self.label_name(c), _tint(THEME_COLORS[theme_of(c)]), f"PTM challenge {c}: {SUBTHEMES[c]}")
+            for c in SUBTHEME_CODES
+        ]
+        return specs
+
+    def _codes_by_name(self) -> dict[str, str]:
+        codes = (PTM_CODE, ABSTAIN_CODE, *THEME_CODES, *SUBTHEME_CODES)
+        return {self.label_name(c).casefold(): c for c in codes}
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit + 1].rsplit(" ", 1)[0].rstrip(" ,-")
+
+
+def _tint(color: str) -> str:
+    """Half-way towards white: sub-themes in a lighter shade of their theme."""
+    channels = (int(color[i : i + 2], 16) for i in (0, 2, 4))
+    return "".join(f"{(c + 255) // 2:02x}" for c in channels)

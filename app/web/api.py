@@ -1,0 +1,123 @@
+"""JSON routes: health, tracked issues, resolution statistics."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.stats.resolution import compute_stats, resolution_days
+from app.store.models import Issue, Prediction, Repository
+from app.store.queries import delivery_counts, latest_predictions, repository_by_name, tracked_issues
+from app.stats.resolution import IssueRecord
+
+router = APIRouter()
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def _repository(session, repo: str | None) -> Repository | None:  # type: ignore[no-untyped-def]
+    if repo is None:
+        return None
+    if not REPO_PATTERN.match(repo):
+        raise HTTPException(422, f"repo must look like owner/name, got {repo!r}")
+    found = repository_by_name(session, repo)
+    if found is None:
+        raise HTTPException(404, f"repository {repo!r} is not tracked")
+    return found
+
+
+def _is_ptm(prediction: Prediction | None) -> bool | None:
+    """The model's decision; None while unclassified or when the app abstained."""
+    if prediction is None or prediction.abstained:
+        return None
+    return prediction.ptm
+
+
+def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
+    with services.db.session() as session:
+        found = _repository(session, repo)
+        issues = tracked_issues(session, found.id if found else None)
+        predictions = latest_predictions(session, [i.id for i in issues])
+        records = [
+            IssueRecord(
+                repo=i.repository.full_name, number=i.number, created=i.created_at,
+                closed=i.closed_at, ptm=_is_ptm(predictions.get(i.id)),
+                themes=tuple(predictions[i.id].themes) if _is_ptm(predictions.get(i.id)) else (),
+            )
+            for i in issues
+        ]
+        return (found.full_name if found else None), records
+
+
+def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
+    return {
+        "repo": issue.repository.full_name,
+        "number": issue.number,
+        "title": issue.title,
+        "state": issue.state,
+        "labels": issue.labels,
+        "created_at": issue.created_at.isoformat(),
+        "closed_at": issue.closed_at.isoformat() if issue.closed_at else None,
+        "resolution_days": resolution_days(issue.created_at, issue.closed_at) if issue.closed_at else None,
+        "reopen_count": issue.reopen_count,
+        "labels_locked_by_human": issue.labels_locked_by_human,
+        "prediction": None if prediction is None else {
+            "model": prediction.model_version,
+            "ptm": prediction.ptm,
+            "ptm_score": prediction.ptm_score,
+            "themes": prediction.themes,
+            "theme_scores": prediction.theme_scores,
+            "subthemes": prediction.subthemes,
+            "subtheme_scores": prediction.subtheme_scores,
+            "labels": prediction.labels,
+            "abstained": prediction.abstained,
+        },
+    }
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, Any]:
+    services = request.app.state.services
+
+    def read() -> dict[str, int]:
+        with services.db.session() as session:
+            return delivery_counts(session)
+
+    return {
+        "status": "ok",
+        "model": services.classifier.version,
+        "dry_run": services.dry_run,
+        "database": services.db.backend,
+        "deliveries": await run_in_threadpool(read),
+    }
+
+
+@router.get("/api/stats")
+async def stats(request: Request, repo: str | None = Query(None, description="owner/name")) -> dict[str, Any]:
+    name, records = await run_in_threadpool(issue_records, request.app.state.services, repo)
+    return compute_stats(records, repo=name)
+
+
+@router.get("/api/issues")
+async def issues(
+    request: Request,
+    repo: str | None = Query(None, description="owner/name"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    services = request.app.state.services
+
+    def read() -> dict[str, Any]:
+        with services.db.session() as session:
+            found = _repository(session, repo)
+            tracked = tracked_issues(session, found.id if found else None)
+            page = tracked[offset: offset + limit]
+            predictions = latest_predictions(session, [i.id for i in page])
+            return {
+                "total": len(tracked), "limit": limit, "offset": offset,
+                "issues": [_issue_json(i, predictions.get(i.id)) for i in page],
+            }
+
+    return await run_in_threadpool(read)

@@ -1,0 +1,61 @@
+"""The FastAPI application: routes, services and the in-process worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.config import Settings
+from app.events import router as event_router
+from app.queue.worker import DeliveryWorker
+from app.services import build_services, identify_app
+from app.web import api, dashboard, webhook
+
+log = logging.getLogger(__name__)
+
+
+def announce(settings: Settings) -> None:
+    """Say at start what a newcomer needs to know: dry-run or not, and which secret signs deliveries."""
+    if settings.effective_dry_run:
+        why = (
+            "PTM_TRIAGE_DRY_RUN is set" if settings.dry_run
+            else "no GitHub App credentials (GITHUB_APP_ID, GITHUB_PRIVATE_KEY[_PATH])"
+            if not settings.has_github_credentials else "no GITHUB_WEBHOOK_SECRET"
+        )
+        log.warning("DRY-RUN (%s): issues are classified and recorded, nothing is written to GitHub", why)
+    if settings.github_webhook_secret is None:
+        log.warning(
+            "no GITHUB_WEBHOOK_SECRET: deliveries must be signed with the local secret in %s "
+            "(`ptm-triage receive` uses it)", settings.secret_file.resolve(),
+        )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        announce(settings)
+        settings.webhook_secret  # made and kept now, so the path said above exists
+        services = build_services(settings)
+        await identify_app(services)
+        worker = DeliveryWorker(services, event_router)
+        app.state.services, app.state.worker = services, worker
+        log.info("model %s; database %s", services.classifier.version, services.db.backend)
+        if settings.worker == "inprocess":
+            await worker.start()
+        else:
+            log.warning("PTM_TRIAGE_WORKER=off: deliveries are stored and acknowledged, not processed here")
+        try:
+            yield
+        finally:
+            await worker.stop()
+            await services.aclose()
+
+    app = FastAPI(title="PTM Triage", version=__version__, lifespan=lifespan)
+    app.include_router(webhook.router)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
+    return app

@@ -1,0 +1,253 @@
+"""The dashboard: :func:`app.stats.resolution.compute_stats` as one HTML page.
+
+Self-contained (inline CSS, box plots as inline SVG computed here), every piece
+of text escaped. Box plots use numpy's default (linear) quartiles, whiskers at
+the furthest values within 1.5 IQR of the box, dots for the values beyond, and
+a log(1 + days) axis because resolution times are heavily skewed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from app.taxonomy import THEMES
+
+ALPHA = 0.05
+_PTM_COLOUR = "#d9822b"
+_NON_PTM_COLOUR = "#4a7fb5"
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:60rem;padding:0 1rem;color:#222;line-height:1.4}
+h1{margin-bottom:.2rem}section{border-top:1px solid #ccc;margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0}th,td{padding:.25rem .6rem;text-align:right}
+th:first-child,td:first-child,td.name{text-align:left}thead th{border-bottom:1px solid #999}
+.test{margin:.3rem 0}.reason{color:#777}.empty{font-size:1.2rem;color:#555}
+svg{display:block;margin:.5rem 0;max-width:100%;height:auto}svg text{font-size:12px;fill:#333}
+"""
+
+
+def render_dashboard(stats: dict, title: str = "PTM Triage") -> str:
+    """The whole page; a page saying so when no closed issue is tracked yet."""
+    overall = stats.get("overall") if stats else None
+    parts = [f"<h1>{escape(title)}</h1>"]
+    if not overall or not _closed_count(overall):
+        parts.append('<p class="empty">No closed issues tracked yet.</p>')
+        if overall and any(overall["open"].values()):
+            parts.append(_open_line(overall["open"]))
+    else:
+        repo = stats.get("repo")
+        parts.append(_section("overall", repo or "All repositories", overall))
+        if not repo:
+            repositories = stats.get("repositories") or {}
+            parts.extend(_section(f"repo-{i}", name, group)
+                         for i, (name, group) in enumerate(repositories.items(), 1))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+
+
+def _closed_count(group: dict[str, Any]) -> int:
+    return group["ptm"]["n"] + group["non_ptm"]["n"] + group["unclassified_closed"]
+
+
+def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
+    parts = [f'<section id="{anchor}"><h2>{escape(heading)}</h2>']
+    if not _closed_count(group):
+        parts += ['<p class="empty">No closed issues tracked yet.</p>', _open_line(group["open"])]
+    else:
+        parts += [
+            _summary_table(group),
+            _mann_whitney_line(group["mann_whitney"]),
+            _box_plot([("PTM", "PTM issues", group["ptm"]["days"], _PTM_COLOUR),
+                       ("non-PTM", "non-PTM issues", group["non_ptm"]["days"], _NON_PTM_COLOUR)],
+                      "Resolution days, PTM vs non-PTM"),
+            "<h3>By theme (closed PTM issues)</h3>",
+            _kruskal_line(group["kruskal_wallis"]),
+            _theme_table(group["themes"]),
+            _box_plot([(code, name, group["themes"][code]["days"], _PTM_COLOUR)
+                       for code, name in THEMES.items() if code in group["themes"]],
+                      "Resolution days of PTM issues by theme"),
+        ]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
+
+
+def _row(cells: Sequence[str]) -> str:
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _desc_cells(desc: dict[str, Any]) -> list[str]:
+    return [f"<td>{_fmt(desc['n'])}</td>", f"<td>{_fmt(desc['mean'])}</td>",
+            f"<td>{_fmt(desc['median'])}</td>", f"<td>{_fmt(desc['max'])}</td>"]
+
+
+def _summary_table(group: dict[str, Any]) -> str:
+    opened = group["open"]
+    rows = [
+        _row(["<td>PTM</td>", *_desc_cells(group["ptm"]), f"<td>{opened['ptm']}</td>"]),
+        _row(["<td>non-PTM</td>", *_desc_cells(group["non_ptm"]), f"<td>{opened['non_ptm']}</td>"]),
+        _row(["<td>not classified yet</td>", f"<td>{group['unclassified_closed']}</td>",
+              "<td>—</td>", "<td>—</td>", "<td>—</td>", f"<td>{opened['unclassified']}</td>"]),
+    ]
+    return (
+        '<table class="summary"><thead><tr><th>Issues</th><th>Closed</th><th>Mean days</th>'
+        "<th>Median days</th><th>Max days</th><th>Open</th></tr></thead><tbody>"
+        + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _theme_table(themes: dict[str, dict[str, Any]]) -> str:
+    rows = [
+        _row([f"<td>{escape(code)}</td>", f'<td class="name">{escape(name)}</td>', *_desc_cells(themes[code])])
+        for code, name in THEMES.items() if code in themes
+    ]
+    return (
+        '<table class="themes"><thead><tr><th>Code</th><th>Theme</th><th>Closed</th><th>Mean days</th>'
+        "<th>Median days</th><th>Max days</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _verdict(p: float) -> str:
+    return f"significant at α = {ALPHA}" if p < ALPHA else f"not significant at α = {ALPHA}"
+
+
+def _mann_whitney_line(test: dict[str, Any]) -> str:
+    head = "<strong>Mann-Whitney U</strong> (one-sided, PTM resolution times greater than non-PTM): "
+    if test["p"] is None:
+        return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span></p>'
+    return (
+        f'<p class="test">{head}U = {_fmt(test["u"])}, p = {_fmt_p(test["p"])} ({_verdict(test["p"])}), '
+        f"Cliff's delta = {_fmt(test['cliffs_delta'], 3)} "
+        f"(PTM n = {test['n_ptm']}, non-PTM n = {test['n_non_ptm']})</p>"
+    )
+
+
+def _kruskal_line(test: dict[str, Any]) -> str:
+    head = "<strong>Kruskal-Wallis H</strong> across themes: "
+    if test["p"] is None:
+        return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span></p>'
+    return (
+        f'<p class="test">{head}H = {_fmt(test["h"], 2)}, p = {_fmt_p(test["p"])} ({_verdict(test["p"])}), '
+        f"{test['groups']} themes</p>"
+    )
+
+
+def _open_line(opened: dict[str, int]) -> str:
+    return (
+        f"<p>Open issues: PTM {opened['ptm']}, non-PTM {opened['non_ptm']}, "
+        f"not classified yet {opened['unclassified']}.</p>"
+    )
+
+
+@dataclass(frozen=True)
+class Box:
+    q1: float
+    median: float
+    q3: float
+    low: float
+    high: float
+    outliers: tuple[int, ...]
+
+
+def quantile(ordered: Sequence[int], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    h = (len(ordered) - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo])
+
+
+def box_summary(days: Sequence[int]) -> Box | None:
+    if not days:
+        return None
+    ordered = sorted(days)
+    q1, median, q3 = (quantile(ordered, q) for q in (0.25, 0.5, 0.75))
+    reach = 1.5 * (q3 - q1)
+    inside = [d for d in ordered if q1 - reach <= d <= q3 + reach]
+    outliers = tuple(d for d in ordered if not q1 - reach <= d <= q3 + reach)
+    return Box(q1, median, q3, inside[0], inside[-1], outliers)
+
+
+def axis_ticks(top: float) -> list[int]:
+    """0 and the 1-2-5 series up to the first value >= ``top`` (at least 1)."""
+    ticks = [0]
+    magnitude = 1
+    while ticks[-1] < top or len(ticks) == 1:
+        for step in (1, 2, 5):
+            ticks.append(step * magnitude)
+            if ticks[-1] >= top:
+                break
+        magnitude *= 10
+    return ticks
+
+
+_WIDTH, _LEFT, _RIGHT, _ROW, _AXIS, _HALF_BOX = 720, 150, 20, 34, 34, 10
+
+
+def _box_plot(rows: Sequence[tuple[str, str, Sequence[int], str]], caption: str) -> str:
+    """A horizontal box plot, one row per (label, full name, days, colour)."""
+    ticks = axis_ticks(max((max(days) for _, _, days, _ in rows if days), default=1))
+    span = math.log1p(ticks[-1])
+    plot_width = _WIDTH - _LEFT - _RIGHT
+
+    def x(value: float) -> float:
+        return round(_LEFT + plot_width * math.log1p(value) / span, 1)
+
+    height = _ROW * len(rows) + _AXIS
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
+             f'height="{height}" role="img" aria-label="{escape(caption)}"><title>{escape(caption)}</title>']
+    for i, (label, name, days, colour) in enumerate(rows):
+        parts.append(_box_row(i * _ROW + _ROW // 2, label, name, days, colour, x))
+    axis_y = _ROW * len(rows) + 4
+    parts.append(f'<line x1="{_LEFT}" y1="{axis_y}" x2="{_WIDTH - _RIGHT}" y2="{axis_y}" stroke="#333"/>')
+    for tick in ticks:
+        parts.append(f'<line x1="{x(tick)}" y1="{axis_y}" x2="{x(tick)}" y2="{axis_y + 4}" stroke="#333"/>'
+                     f'<text x="{x(tick)}" y="{axis_y + 16}" text-anchor="middle">{tick}</text>')
+    parts.append(f'<text x="{_LEFT - 10}" y="{axis_y + 16}" text-anchor="end">days (log scale)</text></svg>')
+    return "".join(parts)
+
+
+def _box_row(cy: int, label: str, name: str, days: Sequence[int], colour: str, x: Callable[[float], float]) -> str:
+    parts = [f'<g><title>{escape(name)}</title>'
+             f'<text x="{_LEFT - 10}" y="{cy + 4}" text-anchor="end">{escape(label)} (n={len(days)})</text>']
+    box = box_summary(days)
+    if box is None:
+        parts.append(f'<text x="{_LEFT + 6}" y="{cy + 4}" fill="#777">no closed issues</text></g>')
+        return "".join(parts)
+    half = _HALF_BOX
+    left, right = x(box.q1), x(box.q3)
+    parts += [
+        f'<line x1="{x(box.low)}" y1="{cy}" x2="{x(box.high)}" y2="{cy}" stroke="#333"/>',
+        *(f'<line x1="{x(end)}" y1="{cy - half // 2}" x2="{x(end)}" y2="{cy + half // 2}" stroke="#333"/>'
+          for end in (box.low, box.high)),
+        f'<rect x="{left}" y="{cy - half}" width="{max(right - left, 1):.1f}" height="{2 * half}" '
+        f'fill="{colour}" fill-opacity="0.45" stroke="{colour}"><title>{escape(name)}: '
+        f"Q1 {box.q1:g}, median {box.median:g}, Q3 {box.q3:g} days</title></rect>",
+        f'<line x1="{x(box.median)}" y1="{cy - half}" x2="{x(box.median)}" y2="{cy + half}" '
+        f'stroke="#222" stroke-width="2"/>',
+        *(f'<circle cx="{x(d)}" cy="{cy}" r="3" fill="none" stroke="{colour}"><title>{d} days</title></circle>'
+          for d in box.outliers),
+        "</g>",
+    ]
+    return "".join(parts)

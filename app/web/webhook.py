@@ -1,0 +1,100 @@
+"""POST /webhook: verify, store, acknowledge. Nothing slow happens here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app.store.queries import store_delivery
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.encode("utf-8", "replace"))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"payload larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"payload larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_payload(content_type: str, body: bytes) -> tuple[dict[str, Any], str]:
+    """The payload and its JSON text: GitHub sends JSON, or a form field ``payload`` holding JSON."""
+    kind = content_type.split(";")[0].strip().lower()
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(400, f"payload is not valid UTF-8 (byte {exc.start})") from None
+    if kind == "application/x-www-form-urlencoded":
+        fields = parse_qs(text)
+        if "payload" not in fields:
+            raise HTTPException(400, "form body has no 'payload' field")
+        text = fields["payload"][0]
+    elif kind != "application/json":
+        raise HTTPException(415, f"content type must be application/json, got {kind or 'none'!r}")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise HTTPException(400, f"payload is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise HTTPException(400, "payload must be a JSON object")
+    return data, text
+
+
+@router.post("/webhook", status_code=202)
+async def receive(request: Request) -> JSONResponse:
+    services = request.app.state.services
+    settings = services.settings
+    body = await read_body(request, settings.max_body_bytes)
+    if not signature_ok(settings.webhook_secret, body, request.headers.get("x-hub-signature-256")):
+        raise HTTPException(401, "missing or wrong X-Hub-Signature-256")
+    event = request.headers.get("x-github-event")
+    delivery_id = request.headers.get("x-github-delivery")
+    if not event or not delivery_id:
+        raise HTTPException(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+    if len(delivery_id) > 64:
+        raise HTTPException(400, "X-GitHub-Delivery longer than 64 characters")
+    data, text = decode_payload(request.headers.get("content-type", ""), body)
+    action = data.get("action") if isinstance(data.get("action"), str) else None
+    installation = data.get("installation")
+    installation_id = installation.get("id") if isinstance(installation, dict) else None
+    is_ping = event == "ping"
+
+    def store() -> bool:
+        with services.db.session() as session:
+            return store_delivery(
+                session, delivery_id=delivery_id, event=event, action=action,
+                installation_id=installation_id if isinstance(installation_id, int) else None,
+                payload=text,
+                status="done" if is_ping else "pending",
+            )
+
+    stored = await run_in_threadpool(store)
+    if not stored:
+        log.info("delivery %s (%s) received again; already stored, nothing to do", delivery_id, event)
+        return JSONResponse({"delivery": delivery_id, "status": "duplicate"}, status_code=200)
+    if is_ping:
+        return JSONResponse({"msg": "pong", "zen": data.get("zen")}, status_code=200)
+    request.app.state.worker.notify()
+    return JSONResponse({"delivery": delivery_id, "status": "queued"}, status_code=202)

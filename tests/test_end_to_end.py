@@ -1,0 +1,240 @@
+"""The service end to end over HTTP on loopback: GitHub simulator <-> service, on SQLite and PostgreSQL.
+
+Nothing is patched: the service talks to the simulator through gidgethub with a real
+app JWT and installation tokens, and receives signed deliveries on /webhook.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.github.simulator import BOT_LOGIN, GitHubSimulator
+from app.triage.labels import LabelPolicy
+from app.web.main import create_app
+from tests.conftest_github import GITHUB_APP_ID, github_app_keys  # noqa: F401
+from tests.openapi_check import validate_request, validate_response
+from tests.servers import serve
+
+SECRET = "e2e-secret"
+INSTALLATION = 77
+REPO = "octo-org/diffusion-studio"
+POLICY = LabelPolicy()
+
+
+@dataclass
+class Stack:
+    sim: GitHubSimulator
+    url: str
+
+    def send(self, event: str, payload: dict, delivery: str | None = None) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+            "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
+        }
+        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=30)
+
+    def get(self, path: str, **params: str) -> dict:
+        response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def settle(self, timeout_s: float = 30) -> dict[str, int]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            counts = self.get("/healthz")["deliveries"]
+            if not counts.get("pending") and not counts.get("processing"):
+                return counts
+            time.sleep(0.05)
+        raise AssertionError(f"deliveries still queued: {counts}")
+
+    def labels_on(self, number: int) -> set[str]:
+        return {label["name"] for label in self.sim.issue(REPO, number)["labels"]}
+
+    def label_writes(self) -> int:
+        return sum(1 for x in self.sim.exchanges if x.method in {"POST", "DELETE"} and "/issues/" in x.path)
+
+
+@pytest.fixture
+def simulator(github_app_keys: tuple[str, str]) -> Iterator[GitHubSimulator]:  # noqa: F811
+    sim = GitHubSimulator(GITHUB_APP_ID, github_app_keys[1])
+    sim.add_installation(INSTALLATION, "octo-org", [REPO], account_type="Organization")
+    with serve(sim.app) as url:
+        sim.api_url = url
+        yield sim
+
+
+@pytest.fixture
+def settings_for(
+    make_settings: Callable[..., Settings], database_url: str, simulator: GitHubSimulator,
+    github_app_keys: tuple[str, str],  # noqa: F811
+) -> Callable[..., Settings]:
+    def build(**fields: object) -> Settings:
+        return make_settings(
+            github_app_id=GITHUB_APP_ID, github_private_key=github_app_keys[0],
+            github_webhook_secret=SECRET, github_api_url=simulator.api_url,
+            database_url=database_url, **fields,
+        )
+
+    return build
+
+
+@pytest.fixture
+def stack(settings_for: Callable[..., Settings], simulator: GitHubSimulator) -> Iterator[Stack]:
+    with serve(create_app(settings_for())) as url:
+        s = Stack(simulator, url)
+        assert s.send("installation", simulator.installation_payload("created", INSTALLATION)).status_code == 202
+        s.settle()
+        yield s
+
+
+def days_ago(days: int) -> str:
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+
+
+def open_issue(stack: Stack, title: str, body: str | None, created_days_ago: int = 0, **kw: object) -> int:
+    issue = stack.sim.add_issue(REPO, title, body, created_at=days_ago(created_days_ago), **kw)
+    assert stack.send("issues", stack.sim.issues_payload("opened", REPO, issue["number"], INSTALLATION)).status_code == 202
+    stack.settle()
+    return issue["number"]
+
+
+PTM_TITLE = "CUDA out of memory when loading the SDXL model on an 8 GB GPU"
+PTM_BODY = (
+    "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. "
+    "The model checkpoint loads fine on CPU but fails on the GPU with fp16 enabled."
+)
+OTHER_TITLE = "Navbar links overlap on mobile Safari"
+OTHER_BODY = "The CSS of the top navigation bar breaks below 400px wide; the links overlap the logo."
+
+
+def test_installation_opened_labelled_closed_and_counted(stack: Stack) -> None:
+    health = stack.get("/healthz")
+    assert health["dry_run"] is False and health["model"].startswith("baseline")
+
+    ptm = open_issue(stack, PTM_TITLE, PTM_BODY, created_days_ago=9)
+    other = open_issue(stack, OTHER_TITLE, OTHER_BODY, created_days_ago=2)
+
+    assert POLICY.ptm_label in stack.labels_on(ptm)
+    assert POLICY.label_name("HR") in stack.labels_on(ptm)
+    assert not stack.labels_on(other) & {POLICY.ptm_label}
+    repo_labels = {label["name"]: label for label in stack.sim.repo_labels(REPO)}
+    spec = {s.name: s for s in POLICY.all_labels()}[POLICY.ptm_label]
+    assert repo_labels[POLICY.ptm_label]["color"] == spec.color
+    assert repo_labels[POLICY.ptm_label]["description"] == spec.description
+
+    for number in (ptm, other):
+        stack.sim.set_issue_state(REPO, number, "closed")
+        assert stack.send("issues", stack.sim.issues_payload("closed", REPO, number, INSTALLATION)).status_code == 202
+    stack.settle()
+
+    issues = {i["number"]: i for i in stack.get("/api/issues", repo=REPO)["issues"]}
+    assert issues[ptm]["state"] == "closed" and issues[ptm]["resolution_days"] == 9
+    assert issues[other]["resolution_days"] == 2
+    assert issues[ptm]["prediction"]["ptm"] is True and issues[ptm]["prediction"]["model"] == health["model"]
+
+    stats = stack.get("/api/stats", repo=REPO)["overall"]
+    assert stats["ptm"]["n"] == 1 and stats["ptm"]["max"] == 9
+    assert stats["non_ptm"]["n"] == 1 and stats["non_ptm"]["max"] == 2
+    assert stats["themes"]["HR"]["n"] == 1
+    page = httpx.get(f"{stack.url}/dashboard", params={"repo": REPO}).text
+    assert REPO in page and "<svg" in page
+
+    # Every request the app sent and every answer it got is what GitHub's REST description allows.
+    for x in stack.sim.exchanges:
+        validate_request(x.method, x.path, x.query, x.request_json)
+        validate_response(x.method, x.path, x.status, x.response_json)
+
+
+def test_reopen_then_close_counts_the_final_closure(stack: Stack) -> None:
+    number = open_issue(stack, PTM_TITLE, PTM_BODY, created_days_ago=4)
+    for state, action in (("closed", "closed"), ("open", "reopened"), ("closed", "closed")):
+        stack.sim.set_issue_state(REPO, number, state)
+        stack.send("issues", stack.sim.issues_payload(action, REPO, number, INSTALLATION))
+        stack.settle()
+        if state == "open":
+            assert stack.get("/api/issues", repo=REPO)["issues"][0]["resolution_days"] is None
+    issue = stack.get("/api/issues", repo=REPO)["issues"][0]
+    assert issue["reopen_count"] == 1 and issue["resolution_days"] == 4
+
+
+def test_redelivery_of_the_same_id_changes_nothing(stack: Stack) -> None:
+    issue = stack.sim.add_issue(REPO, PTM_TITLE, PTM_BODY)
+    payload = stack.sim.issues_payload("opened", REPO, issue["number"], INSTALLATION)
+    assert stack.send("issues", payload, delivery="d-1").status_code == 202
+    stack.settle()
+    writes, api = stack.label_writes(), stack.get("/api/issues", repo=REPO)
+    again = stack.send("issues", payload, delivery="d-1")
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    stack.settle()
+    assert stack.label_writes() == writes
+    assert stack.get("/api/issues", repo=REPO) == api
+
+
+def test_humans_first(stack: Stack) -> None:
+    # Opened with one of the app's labels already (an issue template, a maintainer): left as it is.
+    preset = open_issue(stack, PTM_TITLE, PTM_BODY, labels=[POLICY.label_name("SE")])
+    assert stack.labels_on(preset) == {POLICY.label_name("SE")}
+
+    # A person removes the app's label: respected through later edits.
+    number = open_issue(stack, PTM_TITLE, PTM_BODY)
+    assert POLICY.ptm_label in stack.labels_on(number)
+    # The app's own label events come back as deliveries too; they are not a person's correction.
+    stack.send("issues", stack.sim.issues_payload("labeled", REPO, number, INSTALLATION, sender=BOT_LOGIN,
+                                                  label=POLICY.ptm_label))
+    stack.settle()
+    kept = stack.labels_on(number) - {POLICY.ptm_label}
+    stack.sim.set_issue_labels(REPO, number, sorted(kept))
+    stack.send("issues", stack.sim.issues_payload("unlabeled", REPO, number, INSTALLATION, sender="maintainer",
+                                                  label=POLICY.ptm_label))
+    stack.settle()
+    writes = stack.label_writes()
+    stack.send("issues", stack.sim.issues_payload("edited", REPO, number, INSTALLATION,
+                                                  changes={"body": {"from": "old"}}))
+    stack.settle()
+    assert stack.label_writes() == writes and POLICY.ptm_label not in stack.labels_on(number)
+    assert stack.get("/api/issues", repo=REPO)["issues"][1]["labels_locked_by_human"] is True
+
+
+def test_a_restart_between_acknowledge_and_processing_loses_nothing(
+    settings_for: Callable[..., Settings], simulator: GitHubSimulator
+) -> None:
+    numbers = [simulator.add_issue(REPO, f"{PTM_TITLE} #{i}", PTM_BODY)["number"] for i in range(3)]
+    with serve(create_app(settings_for(worker="off"))) as url:  # acknowledges, then the process stops
+        stack = Stack(simulator, url)
+        assert stack.send("installation", simulator.installation_payload("created", INSTALLATION)).status_code == 202
+        for number in numbers:
+            assert stack.send("issues", simulator.issues_payload("opened", REPO, number, INSTALLATION)).status_code == 202
+        assert stack.get("/healthz")["deliveries"]["pending"] == 4
+        assert all(not stack.labels_on(n) for n in numbers)
+    with serve(create_app(settings_for())) as url:  # the next start picks the work up
+        stack = Stack(simulator, url)
+        stack.settle()
+        assert all(POLICY.ptm_label in stack.labels_on(n) for n in numbers)
+        assert stack.get("/healthz")["deliveries"] == {"done": 4}
+
+
+def test_github_failing_once_is_retried(settings_for: Callable[..., Settings], simulator: GitHubSimulator) -> None:
+    simulator.fail_next("POST", f"/repos/{REPO}/issues/", 502)
+    with serve(create_app(settings_for())) as url:
+        stack = Stack(simulator, url)
+        stack.send("installation", simulator.installation_payload("created", INSTALLATION))
+        number = open_issue(stack, PTM_TITLE, PTM_BODY)
+        deadline = time.monotonic() + 30
+        while POLICY.ptm_label not in stack.labels_on(number) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert POLICY.ptm_label in stack.labels_on(number)
+        assert any(x.status == 502 for x in simulator.exchanges)
