@@ -47,19 +47,20 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from app.triage.registry import model_dir
     from app.triage.train import train
 
     _setup_logging()
-    out = train(args.kind, args.data, args.dev, args.output)
+    out = train(args.kind, args.data, args.dev, args.output or model_dir(args.kind))
     print(f"model written to {out}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from app.triage.data import load_jsonl
+    from app.triage.data import load_many
     from app.triage.evaluate import evaluate, format_report
 
-    result = evaluate(_classifier(args.model, args.model_dir), load_jsonl(args.data))
+    result = evaluate(_classifier(args.model, args.model_dir), load_many(args.data))
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 
@@ -94,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
 
     def model_options(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--model", choices=["baseline"], help="model kind (default: PTM_TRIAGE_MODEL)")
-        cmd.add_argument("--model-dir", type=Path, help="directory of trained models (default: models/)")
+        cmd.add_argument("--model-dir", type=Path, help="directory of the trained model artifact (default: models/<kind>)")
 
     c = sub.add_parser("classify", help="classify a JSONL file of issues")
     c.add_argument("--input", type=Path, required=True, help='lines of {"id","title","body"}')
@@ -111,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="precision, recall and F1 per class on annotated issues")
-    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--data", type=Path, nargs="+", required=True)
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     model_options(e)
     e.set_defaults(func=cmd_evaluate)

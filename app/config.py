@@ -66,6 +66,10 @@ class Settings(BaseSettings):
             raise ValueError("a GitHub private key is set but GITHUB_APP_ID is not")
         if self.github_app_id is not None and not has_key:
             raise ValueError("GITHUB_APP_ID is set but neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH")
+        if has_key:
+            from app.github.auth import load_rsa_private_key
+
+            load_rsa_private_key(self.private_key_pem())
         return self
 
     @property

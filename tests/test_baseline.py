@@ -65,12 +65,12 @@ def test_sparse_labels_get_a_constant_score_that_never_fires(model):
 
 
 def test_non_ptm_issue_gets_no_themes_even_with_high_theme_scores(model):
-    model.thresholds["PTM"] = NEVER
-    try:
-        (p,) = model.predict([IssueText("CUDA out of memory on the GPU")])
-        assert not p.ptm and p.themes == () and p.theme_scores["HR"] > 0.5
-    finally:
-        model.thresholds["PTM"] = fit_baseline(synthetic(), FAST).thresholds["PTM"]
+    strict = model.with_thresholds({"PTM": NEVER})
+    assert strict.version != model.version and model.thresholds["PTM"] < NEVER
+    (p,) = strict.predict([IssueText("CUDA out of memory on the GPU")])
+    assert not p.ptm and p.themes == () and p.theme_scores["HR"] > 0.5
+    with pytest.raises(ValueError):
+        model.with_thresholds({"XX": 0.5})
 
 
 def test_seeded_fit_is_deterministic_and_save_load_round_trips(model, tmp_path):

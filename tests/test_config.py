@@ -27,6 +27,7 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ({"GITHUB_APP_ID": "12"}, "neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH"),
         ({"GITHUB_PRIVATE_KEY": "x"}, "GITHUB_APP_ID is not"),
         ({"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY_PATH": "/nonexistent/key.pem"}, "no such file"),
+        ({"GITHUB_APP_ID": "1", "GITHUB_PRIVATE_KEY": "-----BEGIN NOTHING-----"}, "not a valid unencrypted RSA"),
         ({"GITHUB_API_URL": "api.github.com"}, "GITHUB_API_URL"),
         ({"PTM_TRIAGE_DRY_RUN": "perhaps"}, "PTM_TRIAGE_DRY_RUN"),
         ({"PTM_TRIAGE_ABSTAIN_LABEL": "x" * 51}, "50 characters"),

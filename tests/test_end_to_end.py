@@ -208,6 +208,16 @@ def test_humans_first(stack: Stack) -> None:
     assert stack.label_writes() == writes and POLICY.ptm_label not in stack.labels_on(number)
     assert stack.get("/api/issues", repo=REPO)["issues"][1]["labels_locked_by_human"] is True
 
+    # In the statistics the person's labels win: `preset` counts with its theme, `number` by what is left.
+    for n in (preset, number):
+        stack.sim.set_issue_state(REPO, n, "closed")
+        stack.send("issues", stack.sim.issues_payload("closed", REPO, n, INSTALLATION))
+    stack.settle()
+    stats = stack.get("/api/stats", repo=REPO)["overall"]
+    left_ptm = bool(set(POLICY.decode(kept)[1]))
+    assert stats["themes"]["SE"]["n"] == 1 + ("SE" in POLICY.decode(kept)[1])
+    assert stats["ptm"]["n"] == 1 + left_ptm and stats["non_ptm"]["n"] == 1 - left_ptm
+
 
 def test_a_restart_between_acknowledge_and_processing_loses_nothing(
     settings_for: Callable[..., Settings], simulator: GitHubSimulator

@@ -90,3 +90,24 @@ def test_is_app_label_ignores_case_and_knows_the_prefix():
     custom = LabelPolicy(prefix="ai", abstain_label="triage")
     assert custom.labels_for(pred()) == ["ai: related", "ai: hardware and computation resource"]
     assert custom.is_app_label("Triage") and not custom.is_app_label("ptm: related")
+
+
+@pytest.mark.parametrize(
+    ("prediction", "expected"),
+    [
+        (pred(themes=("MU", "HR")), (True, ("MU", "HR"))),
+        (pred(ptm=False, ptm_score=0.1), (False, ())),
+        (pred(ptm_score=0.5), (None, ())),
+        (pred(themes=()), (True, ())),
+    ],
+    ids=["ptm-with-themes", "not-ptm", "abstain", "ptm-without-theme"],
+)
+def test_decode_reads_back_what_labels_for_writes(prediction, expected):
+    policy = LabelPolicy()
+    assert policy.decode(policy.labels_for(prediction)) == expected
+
+
+def test_decode_reads_a_persons_labels_in_any_case():
+    policy = LabelPolicy()
+    assert policy.decode(["bug", "PTM: Software Environment"]) == (True, ("SE",))
+    assert policy.decode(["bug", "question"]) == (False, ())

@@ -66,7 +66,7 @@ async def triage(event: sansio.Event, services: Services) -> None:
             ptm_score=prediction.ptm_score, themes=list(prediction.themes),
             theme_scores=prediction.theme_scores, subthemes=list(prediction.subthemes),
             subtheme_scores=prediction.subtheme_scores, labels=wanted,
-            abstained=policy.abstain in wanted, delivery_id=event.delivery_id,
+            abstained=policy.decode(wanted)[0] is None, delivery_id=event.delivery_id,
         )
         if gh is not None:
             after = [n for n in current if n not in to_remove] + to_add

@@ -24,7 +24,7 @@ class AppAuth:
     def __init__(self, app_id: int | str, private_key_pem: str | bytes,
                  clock: Callable[[], float] = time.time) -> None:
         self.app_id = str(app_id)
-        self._key = _load_rsa_private_key(private_key_pem)
+        self._key = load_rsa_private_key(private_key_pem)
         self._clock = clock
 
     def jwt(self) -> str:
@@ -33,7 +33,7 @@ class AppAuth:
         return jwt.encode(claims, self._key, algorithm="RS256")
 
 
-def _load_rsa_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
+def load_rsa_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_private_key(data, password=None)

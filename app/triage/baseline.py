@@ -65,7 +65,7 @@ class BaselineClassifier:
         self._char: TfidfVectorizer = payload["char"]
         self._weights: np.ndarray = payload["weights"].astype(np.float32)
         self._bias: np.ndarray = payload["bias"]
-        self.thresholds: dict[str, float] = dict(payload["thresholds"])
+        self._thresholds: dict[str, float] = dict(payload["thresholds"])
         self.info: dict[str, Any] = dict(payload["info"])
         self._bytes = raw if raw is not None else _dump(payload)
         self._version = f"{KIND}-tfidf-lr@{hashlib.sha256(self._bytes).hexdigest()[:12]}"
@@ -73,6 +73,17 @@ class BaselineClassifier:
     @property
     def version(self) -> str:
         return self._version
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(self._thresholds)
+
+    def with_thresholds(self, overrides: dict[str, float]) -> BaselineClassifier:
+        """The same heads with some thresholds replaced (a new artifact, so a new version)."""
+        unknown = set(overrides) - set(LABELS)
+        if unknown:
+            raise ValueError(f"unknown labels: {sorted(unknown)}")
+        return BaselineClassifier({**self._payload, "thresholds": {**self._thresholds, **overrides}})
 
     def predict(self, texts: Sequence[IssueText]) -> list[Prediction]:
         if not texts:
@@ -90,7 +101,7 @@ class BaselineClassifier:
         """Write ``model.joblib`` and ``meta.json`` (``info`` + thresholds + ``meta``)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / MODEL_FILE).write_bytes(self._bytes)
-        document = {"version": self.version, **self.info, "thresholds": self.thresholds, **(meta or {})}
+        document = {"version": self.version, **self.info, "thresholds": self._thresholds, **(meta or {})}
         (out_dir / META_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         return out_dir
 
@@ -101,10 +112,10 @@ class BaselineClassifier:
 
     def _prediction(self, row: np.ndarray) -> Prediction:
         score = dict(zip(LABELS, (float(s) for s in row), strict=True))
-        ptm = score[PTM] >= self.thresholds[PTM]
-        themes = tuple(c for c in THEME_CODES if ptm and score[c] >= self.thresholds[c])
+        ptm = score[PTM] >= self._thresholds[PTM]
+        themes = tuple(c for c in THEME_CODES if ptm and score[c] >= self._thresholds[c])
         subthemes = tuple(
-            c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= self.thresholds[c]
+            c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= self._thresholds[c]
         )
         return Prediction(
             ptm_score=score[PTM],
@@ -114,7 +125,7 @@ class BaselineClassifier:
             themes=themes,
             subthemes=subthemes,
             model=self.version,
-            extra={"ptm_threshold": self.thresholds[PTM]},
+            extra={"ptm_threshold": self._thresholds[PTM]},
         )
 
 

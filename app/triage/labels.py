@@ -23,7 +23,7 @@ and so does ``is_app_label``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
@@ -144,6 +144,17 @@ class LabelPolicy:
         if not themes:
             labels.append(self.abstain)
         return labels
+
+    def decode(self, labels: Iterable[str]) -> tuple[bool | None, tuple[str, ...]]:
+        """What a set of label names says: (PTM-related, theme codes); PTM is None when only abstaining.
+
+        The inverse of ``labels_for``, and the reading of labels a person set.
+        """
+        codes = {self.code_of(name) for name in labels} - {None}
+        themes = tuple(c for c in THEME_CODES if c in codes)
+        if PTM_CODE in codes or themes:
+            return True, themes
+        return (None, ()) if ABSTAIN_CODE in codes else (False, ())
 
     def all_labels(self) -> list[LabelSpec]:
         """Every label the app may create under this policy."""

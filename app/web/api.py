@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app.stats.resolution import compute_stats, resolution_days
+from app.stats.resolution import IssueRecord, compute_stats, resolution_days
 from app.store.models import Issue, Prediction, Repository
 from app.store.queries import delivery_counts, latest_predictions, repository_by_name, tracked_issues
-from app.stats.resolution import IssueRecord
+from app.triage.labels import LabelPolicy
 
 router = APIRouter()
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -28,11 +28,13 @@ def _repository(session, repo: str | None) -> Repository | None:  # type: ignore
     return found
 
 
-def _is_ptm(prediction: Prediction | None) -> bool | None:
-    """The model's decision; None while unclassified or when the app abstained."""
-    if prediction is None or prediction.abstained:
-        return None
-    return prediction.ptm
+def classification(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> tuple[bool | None, tuple[str, ...]]:
+    """PTM-related and themes as the statistics count them: a person's labels win over the model's."""
+    if issue.labels_locked_by_human:
+        return policy.decode(issue.labels)
+    if prediction is None:
+        return None, ()
+    return policy.decode(prediction.labels)
 
 
 def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
@@ -40,14 +42,13 @@ def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[Iss
         found = _repository(session, repo)
         issues = tracked_issues(session, found.id if found else None)
         predictions = latest_predictions(session, [i.id for i in issues])
-        records = [
-            IssueRecord(
-                repo=i.repository.full_name, number=i.number, created=i.created_at,
-                closed=i.closed_at, ptm=_is_ptm(predictions.get(i.id)),
-                themes=tuple(predictions[i.id].themes) if _is_ptm(predictions.get(i.id)) else (),
-            )
-            for i in issues
-        ]
+        records = []
+        for issue in issues:
+            ptm, themes = classification(issue, predictions.get(issue.id), services.policy)
+            records.append(IssueRecord(
+                repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
+                closed=issue.closed_at, ptm=ptm, themes=themes,
+            ))
         return (found.full_name if found else None), records
 
 
