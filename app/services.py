@@ -33,9 +33,10 @@ class Services:
     def dry_run(self) -> bool:
         return self.github is None
 
-    async def installation_client(self, installation_id: int) -> GitHubAPI | None:
-        """A client for the installation; None in dry-run, where nothing is written to GitHub."""
-        if self.github is None:
+    async def installation_client(self, installation_id: int | None) -> GitHubAPI | None:
+        """A client for the installation; None in dry-run (nothing is written to GitHub)
+        and for a delivery that names no installation."""
+        if self.github is None or installation_id is None:
             return None
         return await self.github.for_installation(installation_id)
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from scipy import stats as scipy_stats
 
-from app.taxonomy import THEME_CODES
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
 MIN_GROUP = 3
 """Closed issues each side needs before Mann-Whitney U is run."""
@@ -60,9 +60,11 @@ def resolution_days(created: datetime, closed: datetime) -> int:
 class IssueRecord:
     """One issue as the statistics see it.
 
-    ``ptm`` is None while the issue is not classified yet; ``themes`` are theme
-    codes of ``app.taxonomy`` and only count for PTM issues. Datetimes are
-    normalised to UTC on construction.
+    ``ptm`` is None while the issue is not classified yet; ``themes`` and
+    ``subthemes`` are codes of ``app.taxonomy`` and only count for PTM issues.
+    ``type`` is the issue type (``bug``, ``enhancement``, ``question``; None when
+    unknown), which only the balanced comparison uses. Datetimes are normalised
+    to UTC on construction.
     """
 
     repo: str
@@ -71,16 +73,20 @@ class IssueRecord:
     closed: datetime | None
     ptm: bool | None
     themes: tuple[str, ...] = ()
+    type: str | None = None
+    subthemes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created", as_utc(self.created))
         if self.closed is not None:
             object.__setattr__(self, "closed", as_utc(self.closed))
             resolution_days(self.created, self.closed)
-        object.__setattr__(self, "themes", tuple(self.themes))
-        unknown = [code for code in self.themes if code not in THEME_CODES]
-        if unknown:
-            raise ValueError(f"unknown theme codes for {self.repo}#{self.number}: {unknown}")
+        for name, known in (("themes", THEME_CODES), ("subthemes", SUBTHEME_CODES)):
+            codes = tuple(getattr(self, name))
+            object.__setattr__(self, name, codes)
+            unknown = [code for code in codes if code not in known]
+            if unknown:
+                raise ValueError(f"unknown {name[:-1]} codes for {self.repo}#{self.number}: {unknown}")
 
     @property
     def days(self) -> int | None:
@@ -141,8 +147,10 @@ def mann_whitney(ptm: Sequence[int], non_ptm: Sequence[int]) -> dict[str, Any]:
 
 
 def kruskal_wallis(theme_days: dict[str, Sequence[int]]) -> dict[str, Any]:
+    """``n`` counts the resolution times in the test: an issue once per theme it takes part in."""
     samples = [list(days) for days in theme_days.values() if len(days) >= MIN_THEME_GROUP]
-    result: dict[str, Any] = {"h": None, "p": None, "groups": len(samples), "reason": None}
+    result: dict[str, Any] = {"h": None, "p": None, "groups": len(samples), "n": sum(map(len, samples)),
+                              "reason": None}
     if len(samples) < 2:
         result["reason"] = (
             f"too few themes: {len(samples)} with at least {MIN_THEME_GROUP} closed PTM issues "

@@ -87,6 +87,7 @@ class Issue(Base):
     number: Mapped[int] = mapped_column(Integer)
     github_id: Mapped[int | None] = mapped_column(BigInteger)
     title: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str | None] = mapped_column(Text)
     author_login: Mapped[str | None] = mapped_column(String(255))
     author_type: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(16), default="open")
@@ -176,3 +177,36 @@ class LabelChange(Base):
     labels_after: Mapped[list[str]] = mapped_column(JSON, default=list)
     delivery_id: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Backfill(Base):
+    """Importing a repository's existing issues, page by page; ``next_page`` is where to resume."""
+
+    __tablename__ = "backfills"
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"), primary_key=True)
+    installation_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    next_page: Mapped[int] = mapped_column(Integer, default=1)
+    last_page: Mapped[int | None] = mapped_column(Integer)
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    labelled: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    repository: Mapped[Repository] = relationship()
+
+
+class RepoConfig(Base):
+    """The last ``.github/ptm-triage.yml`` read for a repository (its own or its owner's ``.github``)."""
+
+    __tablename__ = "repo_configs"
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"), primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(300))
+    sha: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, selectinload
 from app.store.models import Delivery, Installation, Issue, IssueEvent, Prediction, Repository, utcnow
 
 
+MAX_STORED_BODY = 65536
+
+
 def parse_github_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -150,6 +153,7 @@ def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any]) ->
     user = data.get("user") or {}
     issue.github_id = data.get("id", issue.github_id)
     issue.title = data.get("title") or ""
+    issue.body = (data.get("body") or "")[:MAX_STORED_BODY]
     issue.author_login = user.get("login", issue.author_login)
     issue.author_type = user.get("type", issue.author_type)
     issue.labels = [label["name"] for label in data.get("labels") or [] if isinstance(label, Mapping)]

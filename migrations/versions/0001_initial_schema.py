@@ -2,7 +2,6 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-01 16:38:40.200479
 """
 from alembic import op
 import sqlalchemy as sa

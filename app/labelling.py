@@ -1,0 +1,88 @@
+"""Classify issues and bring their labels on GitHub in line with the policy.
+
+Shared by the webhook's triage, ``/ptm-triage reclassify`` and backfill, so that
+every path records the same prediction rows and label changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gidgethub.abc import GitHubAPI
+
+from app.github.labeling import add_labels, ensure_labels, remove_label
+from app.services import Services
+from app.store.models import Issue, LabelChange
+from app.store.queries import add_prediction
+from app.triage.classifier import IssueText, Prediction
+from app.triage.labels import LabelPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An issue as the labeller needs it, read before any slow work."""
+
+    issue_id: int
+    repo: str
+    number: int
+    labels: tuple[str, ...]
+    text: IssueText
+
+
+def target_of(issue: Issue) -> Target:
+    return Target(issue.id, issue.repository.full_name, issue.number, tuple(issue.labels),
+                  IssueText(issue.title, issue.body or ""))
+
+
+async def classify(services: Services, texts: Sequence[IssueText]) -> list[Prediction]:
+    """The model runs in a worker thread, so the event loop keeps answering webhooks."""
+    return await asyncio.to_thread(services.classifier.predict, list(texts))
+
+
+async def apply(
+    services: Services, gh: GitHubAPI | None, target: Target, prediction: Prediction,
+    policy: LabelPolicy, *, delivery_id: str | None = None, write: bool = True,
+) -> list[str]:
+    """Record the prediction; when ``gh`` is given and ``write``, set the policy's labels on GitHub.
+
+    The app's labels that the policy no longer wants are removed; other labels stay.
+    Returns the labels the policy wants.
+    """
+    wanted = policy.labels_for(prediction)
+    wanted_lower = {name.lower() for name in wanted}
+    have = {name.lower() for name in target.labels}
+    to_add = [name for name in wanted if name.lower() not in have]
+    to_remove = [n for n in target.labels if policy.is_app_label(n) and n.lower() not in wanted_lower]
+    writing = gh is not None and write
+    if writing and (to_add or to_remove):
+        specs = [spec for spec in policy.all_labels() if spec.name in to_add]
+        await ensure_labels(gh, target.repo, specs, services.known_labels.setdefault(target.repo, set()))
+        await add_labels(gh, target.repo, target.number, to_add)
+        for name in to_remove:
+            await remove_label(gh, target.repo, target.number, name)
+    with services.db.session() as session:
+        issue = session.get(Issue, target.issue_id)
+        add_prediction(
+            session, issue, model_version=prediction.model, ptm=prediction.ptm,
+            ptm_score=prediction.ptm_score, themes=list(prediction.themes),
+            theme_scores=prediction.theme_scores, subthemes=list(prediction.subthemes),
+            subtheme_scores=prediction.subtheme_scores, labels=wanted,
+            abstained=policy.decode(wanted)[0] is None, delivery_id=delivery_id,
+        )
+        if writing:
+            before = list(target.labels)
+            after = [n for n in before if n not in to_remove] + to_add
+            session.add_all(
+                LabelChange(issue_id=target.issue_id, label=name, action=action, actor=services.bot_login,
+                            by_app=True, labels_before=before, labels_after=after, delivery_id=delivery_id)
+                for action, names in (("added", to_add), ("removed", to_remove)) for name in names
+            )
+            issue.labels = after
+    log.info("%s#%s: ptm=%.3f labels %s%s", target.repo, target.number, prediction.ptm_score, wanted,
+             "" if writing else " (not written)")
+    return wanted

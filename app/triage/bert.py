@@ -1,0 +1,415 @@
+"""Fine-tuned all-MiniLM-L6-v2 with three heads: PTM (binary), themes (7) and sub-themes (32).
+
+The model mean-pools the encoder's last layer over the tokens of
+``[CLS] title [SEP] body [SEP]`` (title and body each through ``normalize``) and
+feeds the pooled vector to three linear heads. Only the top encoder layers and
+the heads are fine-tuned; the artifact (``model.safetensors``) holds just those,
+in float16, plus the calibration and decision settings in its header. The
+embeddings and lower layers come from the base package, whose hash is checked.
+
+Scores are calibrated (``sigmoid(logit / T)`` with one temperature per head);
+with ``ptm_prior`` the PTM score is moved from the training share of PTM issues
+to the deployment's by Bayes' rule on the odds. Like the baseline, themes apply
+only when the PTM decision fires and sub-themes only under their theme;
+sub-themes that were not precise enough on held-out data abstain (threshold
+``NEVER``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_tensors, save as save_tensors
+from torch import nn
+from transformers import BertModel, PreTrainedTokenizerBase
+from transformers.masking_utils import create_bidirectional_mask
+
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
+from app.triage.classifier import IssueText, Prediction
+from app.triage.encoder import BASE_SHA256, load_base
+from app.triage.normalize import normalize
+
+KIND = "bert"
+MODEL_FILE = "model.safetensors"
+META_FILE = "meta.json"
+PTM = "PTM"
+LABELS: tuple[str, ...] = (PTM, *THEME_CODES, *SUBTHEME_CODES)
+HEADS: dict[str, slice] = {
+    "ptm": slice(0, 1),
+    "themes": slice(1, 1 + len(THEME_CODES)),
+    "subthemes": slice(1 + len(THEME_CODES), len(LABELS)),
+}
+NEVER = 1.01  # a threshold no probability reaches: the label abstains
+DEVICE_ENV = "PTM_TRIAGE_DEVICE"
+DEFAULT_BATCH = 32
+SORT_WINDOW = 8  # predict_iter sorts this many batches' worth of texts by length at a time
+_FORMAT = "1"
+_TRAINED_PREFIXES = ("ptm_head.", "theme_head.", "subtheme_head.")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the artifact needs besides its weights (stored in the safetensors header)."""
+
+    frozen_layers: int
+    max_tokens: int
+    train_ptm_share: float
+    temperatures: dict[str, float]
+    thresholds: dict[str, float]
+    base_sha256: str = BASE_SHA256
+    dropout: float = 0.1
+
+    def enabled_subthemes(self) -> tuple[str, ...]:
+        return tuple(c for c in SUBTHEME_CODES if self.thresholds[c] <= 1.0)
+
+
+# --- text -------------------------------------------------------------------------------------
+
+Encoded = tuple[list[int], int]  # token ids, and how many of them are segment A ([CLS] title [SEP])
+
+
+def truncate_pair(title: list[int], body: list[int], max_tokens: int) -> tuple[list[int], list[int]]:
+    """Fit title and body tokens into ``max_tokens`` with room for the special tokens.
+
+    The title keeps up to a quarter of the budget (more when the body is short);
+    a long body keeps its head (3/4 of what is left) and its tail (1/4).
+    """
+    if not body:
+        return title[: max_tokens - 2], []
+    budget = max_tokens - 3
+    title = title[: max(max_tokens // 4, budget - len(body))]
+    room = budget - len(title)
+    if len(body) <= room:
+        return title, body
+    head = math.ceil(room * 3 / 4)
+    return title, body[:head] + body[len(body) - (room - head) :]
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[IssueText], max_tokens: int) -> list[Encoded]:
+    titles = [normalize(t.title, "") for t in texts]
+    bodies = [normalize("", t.body) for t in texts]
+    title_ids = tokenizer(titles, add_special_tokens=False)["input_ids"]
+    body_ids = tokenizer(bodies, add_special_tokens=False)["input_ids"]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    encoded: list[Encoded] = []
+    for title, body in zip(title_ids, body_ids, strict=True):
+        title, body = truncate_pair(title, body, max_tokens)
+        first = [cls, *title, sep]
+        encoded.append((first + body + [sep] if body else first, len(first)))
+    return encoded
+
+
+def collate(batch: Sequence[Encoded], device: torch.device) -> dict[str, torch.Tensor]:
+    """Padded ``input_ids``, ``attention_mask`` and ``token_type_ids`` (dynamic padding)."""
+    width = max(len(ids) for ids, _ in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    types = torch.zeros_like(ids)
+    for row, (tokens, first) in enumerate(batch):
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
+        types[row, first : len(tokens)] = 1
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "token_type_ids": types.to(device)}
+
+
+# --- model ------------------------------------------------------------------------------------
+
+
+class MultiTaskBert(nn.Module):
+    """The encoder with mean pooling and three linear heads; logits in ``LABELS`` order."""
+
+    def __init__(self, encoder: BertModel, frozen_layers: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        layers = encoder.config.num_hidden_layers
+        if not 0 <= frozen_layers < layers:
+            raise ValueError(f"frozen_layers must be in [0, {layers}), got {frozen_layers}")
+        hidden = encoder.config.hidden_size
+        self.encoder = encoder
+        self.frozen_layers = frozen_layers
+        self.dropout = nn.Dropout(dropout)
+        self.ptm_head = nn.Linear(hidden, 1)
+        self.theme_head = nn.Linear(hidden, len(THEME_CODES))
+        self.subtheme_head = nn.Linear(hidden, len(SUBTHEME_CODES))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        return self.heads(mean_pool(hidden, attention_mask))
+
+    def bottom(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        """Hidden states after the frozen layers (training caches these once)."""
+        hidden = self.encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        return self._layers(hidden, attention_mask, range(self.frozen_layers))
+
+    def top(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled output of the fine-tuned layers, from ``bottom``'s hidden states."""
+        layers = range(self.frozen_layers, self.encoder.config.num_hidden_layers)
+        return mean_pool(self._layers(hidden, attention_mask, layers), attention_mask)
+
+    def heads(self, pooled: torch.Tensor) -> torch.Tensor:
+        pooled = self.dropout(pooled)
+        return torch.cat([self.ptm_head(pooled), self.theme_head(pooled), self.subtheme_head(pooled)], dim=-1)
+
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """The parameters fine-tuning changes: the top layers and the heads."""
+        prefixes = (
+            *(f"encoder.encoder.layer.{i}." for i in range(self.frozen_layers, self.encoder.config.num_hidden_layers)),
+            *_TRAINED_PREFIXES,
+        )
+        return {k: v for k, v in self.state_dict().items() if k.startswith(prefixes)}
+
+    def _layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, indices: range) -> torch.Tensor:
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        for i in indices:
+            hidden = self.encoder.encoder.layer[i](hidden, mask)
+        return hidden
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def pack_artifact(model: MultiTaskBert, spec: ModelSpec) -> bytes:
+    """The artifact bytes: trained layers in float16, heads in float32, ``spec`` in the header."""
+    tensors = {
+        k: (v.detach().to("cpu", torch.float32) if k.startswith(_TRAINED_PREFIXES) else v.detach().to("cpu", torch.float16))
+        for k, v in model.trained_state().items()
+    }
+    return save_tensors({k: t.contiguous() for k, t in sorted(tensors.items())}, {"format": _FORMAT, "spec": _canonical(asdict(spec))})
+
+
+def read_spec(raw: bytes) -> ModelSpec:
+    size = int.from_bytes(raw[:8], "little")
+    metadata = json.loads(raw[8 : 8 + size]).get("__metadata__") or {}
+    if metadata.get("format") != _FORMAT or "spec" not in metadata:
+        raise ValueError("not a bert artifact of this version of the app")
+    fields = json.loads(metadata["spec"])
+    if set(fields.get("thresholds", ())) != set(LABELS):
+        raise ValueError("bert artifact labels do not match app.taxonomy")
+    fields["thresholds"] = {label: fields["thresholds"][label] for label in LABELS}
+    return ModelSpec(**fields)
+
+
+def build_model(raw: bytes) -> tuple[MultiTaskBert, PreTrainedTokenizerBase, ModelSpec]:
+    """The base encoder with the artifact's layers and heads loaded over it (float32, CPU)."""
+    spec = read_spec(raw)
+    if spec.base_sha256 != BASE_SHA256:
+        raise ValueError(f"artifact was trained on base weights {spec.base_sha256}, this app has {BASE_SHA256}")
+    encoder, tokenizer = load_base()
+    model = MultiTaskBert(encoder, spec.frozen_layers, spec.dropout)
+    state = {k: v.float() for k, v in load_tensors(raw).items()}
+    expected = set(model.trained_state())
+    if set(state) != expected:
+        raise ValueError(f"bert artifact tensors do not match the model: {sorted(set(state) ^ expected)[:5]}")
+    model.load_state_dict(state, strict=False)
+    return model.eval(), tokenizer, spec
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+def resolve_device(requested: str | None = None) -> torch.device:
+    """``requested``, else ``$PTM_TRIAGE_DEVICE``, else CUDA, then Apple MPS, then CPU."""
+    name = (requested or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError(f"device {name!r} requested but Apple MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def use_available_cores() -> None:
+    torch.set_num_threads(available_cores())
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+# --- calibration and prior --------------------------------------------------------------------
+
+
+def calibrate(logits: np.ndarray, temperatures: dict[str, float]) -> np.ndarray:
+    """Probabilities from raw logits (columns in ``LABELS`` order), one temperature per head."""
+    scaled = np.array(logits, dtype=np.float64)
+    for head, columns in HEADS.items():
+        scaled[:, columns] /= temperatures[head]
+    return 1.0 / (1.0 + np.exp(-scaled))
+
+
+def correct_prior(p: np.ndarray | float, share: float, train_share: float) -> np.ndarray | float:
+    """Bayes' rule on the odds: move probabilities made at ``train_share`` to ``share``."""
+    for name, value in (("share", share), ("train_share", train_share)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{name} must be strictly between 0 and 1, got {value}")
+    r1, r0 = share / train_share, (1.0 - share) / (1.0 - train_share)
+    return p * r1 / (p * r1 + (1.0 - p) * r0)
+
+
+# --- serving ----------------------------------------------------------------------------------
+
+
+class BertClassifier:
+    """The fine-tuned model behind the ``Classifier`` interface; build with ``load`` or ``from_bytes``."""
+
+    def __init__(
+        self,
+        model: MultiTaskBert,
+        tokenizer: PreTrainedTokenizerBase,
+        spec: ModelSpec,
+        raw: bytes,
+        device: torch.device,
+        *,
+        quantized: bool = False,
+        ptm_prior: float | None = None,
+    ) -> None:
+        if ptm_prior is not None:
+            correct_prior(0.5, ptm_prior, spec.train_ptm_share)  # validates
+        self.spec = spec
+        self.device = device
+        self.quantized = quantized
+        self.ptm_prior = ptm_prior
+        self._model = model
+        self._tokenizer = tokenizer
+        self._raw = raw
+        self._version = f"{KIND}-minilm@{hashlib.sha256(raw).hexdigest()[:12]}"
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(self.spec.thresholds)
+
+    @classmethod
+    def load(
+        cls, path: Path, *, device: str | None = None, quantize: bool | None = None, ptm_prior: float | None = None
+    ) -> BertClassifier:
+        """Load ``path/model.safetensors``. ``quantize`` (int8 dynamic, CPU only) defaults to on for CPU."""
+        return cls.from_bytes((Path(path) / MODEL_FILE).read_bytes(), device=device, quantize=quantize, ptm_prior=ptm_prior)
+
+    @classmethod
+    def from_bytes(
+        cls, raw: bytes, *, device: str | None = None, quantize: bool | None = None, ptm_prior: float | None = None
+    ) -> BertClassifier:
+        target = resolve_device(device)
+        quantize = target.type == "cpu" if quantize is None else quantize
+        if quantize and target.type != "cpu":
+            raise ValueError("int8 dynamic quantisation runs on CPU only")
+        model, tokenizer, spec = build_model(raw)
+        if target.type == "cpu":
+            use_available_cores()
+        if quantize:
+            model.encoder = quantize_encoder(model.encoder)
+        elif target.type == "cuda":
+            model = model.half()
+        return cls(model.to(target), tokenizer, spec, raw, target, quantized=quantize, ptm_prior=ptm_prior)
+
+    def save(self, out_dir: Path, meta: dict[str, Any] | None = None) -> Path:
+        """Write ``model.safetensors`` and ``meta.json`` (version, spec and ``meta``)."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / MODEL_FILE).write_bytes(self._raw)
+        document = {"version": self.version, "kind": KIND, **asdict(self.spec), **(meta or {})}
+        (out_dir / META_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        return out_dir
+
+    def predict(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH) -> list[Prediction]:
+        if not texts:
+            return []
+        raw_ptm = self.scores(texts, batch_size, prior=False)
+        scores = self._apply_prior(raw_ptm)
+        return [self._prediction(row, raw[0]) for row, raw in zip(scores, raw_ptm, strict=True)]
+
+    def predict_iter(self, texts: Iterable[IssueText], batch_size: int = DEFAULT_BATCH) -> Iterator[Prediction]:
+        """Predictions in input order, reading ``texts`` a window at a time."""
+        iterator = iter(texts)
+        while window := list(islice(iterator, batch_size * SORT_WINDOW)):
+            yield from self.predict(window, batch_size)
+
+    def scores(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH, *, prior: bool = True) -> np.ndarray:
+        """Calibrated probabilities, one column per entry of ``LABELS``."""
+        probabilities = calibrate(self.logits(texts, batch_size), self.spec.temperatures)
+        return self._apply_prior(probabilities) if prior else probabilities
+
+    def logits(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+        """Raw logits, computed in length-sorted batches and returned in input order."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        encoded = encode(self._tokenizer, texts, self.spec.max_tokens)
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        out = np.empty((len(encoded), len(LABELS)), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = collate([encoded[i] for i in rows], self.device)
+                out[rows] = self._model(**batch).float().cpu().numpy()
+        return out
+
+    def _apply_prior(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.ptm_prior is None:
+            return probabilities
+        corrected = probabilities.copy()
+        corrected[:, 0] = correct_prior(corrected[:, 0], self.ptm_prior, self.spec.train_ptm_share)
+        return corrected
+
+    def _prediction(self, row: np.ndarray, raw_ptm: float) -> Prediction:
+        thresholds = self.spec.thresholds
+        score = dict(zip(LABELS, (float(s) for s in row), strict=True))
+        ptm = score[PTM] >= thresholds[PTM]
+        themes = tuple(c for c in THEME_CODES if ptm and score[c] >= thresholds[c])
+        subthemes = tuple(c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= thresholds[c])
+        extra: dict[str, object] = {"ptm_threshold": thresholds[PTM]}
+        if self.ptm_prior is not None:
+            extra |= {"ptm_prior": self.ptm_prior, "ptm_score_at_training_share": float(raw_ptm)}
+        return Prediction(
+            ptm_score=score[PTM],
+            theme_scores={c: score[c] for c in THEME_CODES},
+            subtheme_scores={c: score[c] for c in SUBTHEME_CODES},
+            ptm=ptm,
+            themes=themes,
+            subthemes=subthemes,
+            model=self.version,
+            extra=extra,
+        )
+
+
+def quantize_encoder(encoder: nn.Module) -> nn.Module:
+    """int8 dynamic quantisation of the encoder's linear layers (the heads stay float32)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notices point to torchao
+        return quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
