@@ -86,3 +86,23 @@ async def apply(
     log.info("%s#%s: ptm=%.3f labels %s%s", target.repo, target.number, prediction.ptm_score, wanted,
              "" if writing else " (not written)")
     return wanted
+
+
+def explanation(prediction: Prediction, wanted: Sequence[str], policy: LabelPolicy) -> str:
+    """The comment a repository can ask for (``comment: true``): which labels, and how sure."""
+    if not wanted:
+        return (f"PTM Triage reads this issue as not about reusing a pre-trained model "
+                f"(PTM score {prediction.ptm_score:.2f}), so it added no labels.")
+    lines = [f"PTM Triage added {', '.join(f'`{name}`' for name in wanted)}.", ""]
+    lines.append(f"- PTM-related: score {prediction.ptm_score:.2f}")
+    for code in prediction.themes:
+        lines.append(f"- {policy.label_name(code)}: score {prediction.theme_scores[code]:.2f}")
+    if policy.abstain in wanted:
+        lines.append(f"\n`{policy.abstain}` means the model was unsure; a maintainer should decide.")
+    lines.append("\nA maintainer can change these labels; the app then leaves them alone. "
+                 "`/ptm-triage reclassify` asks it to look again.")
+    return "\n".join(lines)
+
+
+async def comment(gh: GitHubAPI, target: Target, text: str) -> None:
+    await gh.post(f"/repos/{target.repo}/issues/{target.number}/comments", data={"body": text})

@@ -61,7 +61,7 @@ def test_a_configured_secret_without_credentials_is_still_dry_run(monkeypatch: p
 def test_manifest_asks_for_the_least_the_app_needs() -> None:
     manifest = yaml.safe_load((ROOT / "app.yml").read_text())
     assert {"name", "description", "url", "hook_attributes", "default_events", "default_permissions"} <= set(manifest)
-    assert manifest["default_permissions"] == {"metadata": "read", "issues": "write"}
+    assert manifest["default_permissions"] == {"metadata": "read", "contents": "read", "issues": "write"}
     from app.events import router
 
     handled = {event for event in {**router._shallow_routes, **router._deep_routes}}

@@ -2,6 +2,14 @@
 
 from gidgethub.routing import Router
 
-from app.events import feedback, installations, lifecycle, triage
+from app.events import commands, configuration, feedback, installations, lifecycle, repo_labels, triage
 
-router = Router(installations.router, lifecycle.router, triage.router, feedback.router)
+router = Router(
+    installations.router,
+    lifecycle.router,
+    triage.router,
+    feedback.router,
+    commands.router,
+    configuration.router,
+    repo_labels.router,
+)

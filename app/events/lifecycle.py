@@ -1,7 +1,11 @@
 """Resolution tracking: openings, closures, reopenings, deletions and transfers of issues.
 
 Which closure counts: the one that currently stands. A reopen clears ``closed_at``;
-the next close sets it again, so resolution time runs from creation to the final close.
+the next close sets it again, so resolution time runs from creation to the final close
+(every close and reopen stays in ``issue_events``). A deleted issue, or one transferred
+to another repository, leaves the statistics of its repository; a transferred issue
+arrives in its new repository as ``issues.opened``. An issue converted to a discussion
+reaches the app as ``issues.deleted`` and is treated like one.
 """
 
 from __future__ import annotations
@@ -70,3 +74,12 @@ async def issue_transferred(event: sansio.Event, services: Services) -> None:
         _, issue, _ = track_issue(session, event)
         issue.transferred_at = utcnow()
         add_issue_event(session, issue, "transferred", issue.transferred_at, event.delivery_id)
+
+
+@router.register("issues", action="locked")
+@router.register("issues", action="unlocked")
+async def issue_lock_changed(event: sansio.Event, services: Services) -> None:
+    """Locking changes who may comment, not whether the issue is resolved: recorded, nothing more."""
+    with services.db.session() as session:
+        _, issue, _ = track_issue(session, event)
+        add_issue_event(session, issue, event.data["action"], _when(event, "updated_at"), event.delivery_id)

@@ -1,4 +1,4 @@
-"""Classify new and edited issues and label them, humans first."""
+"""Classify new and edited issues and label them, humans first, as the repository's configuration says."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import logging
 
 from gidgethub import routing, sansio
 
-from app import labelling
+from app import labelling, repo_config
 from app.events.tracking import installation_id, track_issue
 from app.services import Services
+from app.store.models import Issue
 
 log = logging.getLogger(__name__)
 router = routing.Router()
@@ -17,19 +18,34 @@ router = routing.Router()
 @router.register("issues", action="opened")
 @router.register("issues", action="edited")
 async def issue_changed(event: sansio.Event, services: Services) -> None:
-    policy = services.policy
+    opened = event.data.get("action") == "opened"
     with services.db.session() as session:
         repo, issue, _ = track_issue(session, event)
-        where = f"{repo.full_name}#{issue.number}"
-        if issue.labels_locked_by_human:
-            log.info("%s: a person changed the app's labels; not relabelling", where)
-            return
-        ours = [name for name in issue.labels if policy.is_app_label(name)]
-        if event.data.get("action") == "opened" and ours:
-            issue.labels_locked_by_human = True
-            log.info("%s: opened with the app's labels %s already set; left as it is", where, ours)
-            return
-        target = labelling.target_of(issue)
-    prediction = (await labelling.classify(services, [target.text]))[0]
+        target, locked = labelling.target_of(issue), issue.labels_locked_by_human
+        author, author_type, repo_id = issue.author_login, issue.author_type, repo.id
+    where = f"{target.repo}#{target.number}"
+    if locked:
+        log.info("%s: a person changed the app's labels; not relabelling", where)
+        return
     gh = await services.installation_client(installation_id(event))
-    await labelling.apply(services, gh, target, prediction, policy, delivery_id=event.delivery_id)
+    config = (await repo_config.load(services, gh, repo_id, target.repo)).settings
+    if not config.enabled:
+        log.info("%s: the app is switched off in %s", where, repo_config.CONFIG_PATH)
+        return
+    reason = config.ignore_reason(author, author_type, list(target.labels))
+    if reason:
+        log.info("%s: left alone: %s", where, reason)
+        return
+    policy = config.policy(services.policy)
+    ours = [name for name in target.labels if policy.is_app_label(name)]
+    if opened and ours:
+        with services.db.session() as session:
+            session.get(Issue, target.issue_id).labels_locked_by_human = True
+        log.info("%s: opened with the app's labels %s already set; left as it is", where, ours)
+        return
+    prediction = (await labelling.classify(services, [target.text]))[0]
+    write = not config.dry_run
+    wanted = await labelling.apply(services, gh, target, prediction, policy,
+                                   delivery_id=event.delivery_id, write=write)
+    if gh is not None and write and opened and config.comment:
+        await labelling.comment(gh, target, labelling.explanation(prediction, wanted, policy))

@@ -60,11 +60,13 @@ def load_base(directory: Path | None = None) -> tuple[BertModel, PreTrainedToken
     verify_base(directory)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused pooler weights are reported otherwise
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModel.from_pretrained(directory, local_files_only=True, add_pooling_layer=False)
         tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     if not isinstance(model, BertModel):
         raise BaseWeightsError(f"{directory} holds a {type(model).__name__}, expected a BertModel")
     return model.eval(), tokenizer

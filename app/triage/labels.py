@@ -78,6 +78,7 @@ class LabelPolicy:
     theme_thresholds: Mapping[str, float] = field(default_factory=dict)
     uncertain_band: tuple[float, float] | None = (0.35, 0.65)
     subthemes: bool = False
+    colors: Mapping[str, str] = field(default_factory=dict)  # code ("PTM", "ABSTAIN", theme) -> hex
 
     def __post_init__(self) -> None:
         if not self.prefix.strip():
@@ -85,6 +86,9 @@ class LabelPolicy:
         unknown = set(self.theme_thresholds) - set(THEMES) - set(SUBTHEMES)
         if unknown:
             raise ValueError(f"unknown theme codes in theme_thresholds: {sorted(unknown)}")
+        unknown = set(self.colors) - {PTM_CODE, ABSTAIN_CODE, *THEMES}
+        if unknown:
+            raise ValueError(f"unknown codes in colors: {sorted(unknown)} (PTM, ABSTAIN or a theme code)")
         for value in (self.ptm_threshold, *self.theme_thresholds.values(), *(self.uncertain_band or ())):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"thresholds must lie in [0, 1], got {value}")
@@ -166,16 +170,17 @@ class LabelPolicy:
         return model_decision if threshold is None else score >= threshold
 
     def _specs(self) -> list[LabelSpec]:
+        color = {PTM_CODE: PTM_COLOR, ABSTAIN_CODE: ABSTAIN_COLOR, **THEME_COLORS, **self.colors}
         specs = [
-            LabelSpec(self.ptm_label, PTM_COLOR, "About reusing a pre-trained AI model (set by PTM Triage)"),
-            LabelSpec(self.abstain, ABSTAIN_COLOR, "PTM Triage was unsure: a person should decide or add the theme"),
+            LabelSpec(self.ptm_label, color[PTM_CODE], "About reusing a pre-trained AI model (set by PTM Triage)"),
+            LabelSpec(self.abstain, color[ABSTAIN_CODE], "PTM Triage was unsure: a person should decide or add the theme"),
         ]
         specs += [
-            LabelSpec(self.label_name(c), THEME_COLORS[c], f"PTM challenge theme {c}: {THEMES[c]}")
+            LabelSpec(self.label_name(c), color[c], f"PTM challenge theme {c}: {THEMES[c]}")
             for c in THEME_CODES
         ]
         specs += [
-            LabelSpec(self.label_name(c), _tint(THEME_COLORS[theme_of(c)]), f"PTM challenge {c}: {SUBTHEMES[c]}")
+            LabelSpec(self.label_name(c), _tint(color[theme_of(c)]), f"PTM challenge {c}: {SUBTHEMES[c]}")
             for c in SUBTHEME_CODES
         ]
         return specs

