@@ -65,6 +65,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from app.study import run_study
+
+    result = run_study(args.input, args.output, _classifier(args.model, args.model_dir), seed=args.seed)
+    print(f"studied {result['issues']} issues ({result['classified']} classified) -> {args.output}/report.md")
+    return 0
+
+
+def cmd_export_feedback(args: argparse.Namespace) -> int:
+    from app.feedback import export_feedback
+    from app.services import default_policy
+    from app.store.db import Database
+
+    settings = load_settings()
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    count = export_feedback(db, default_policy(settings), args.output, settings.github_api_url, args.repo)
+    print(f"exported {count} corrected issues -> {args.output}")
+    return 0
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     """Send a payload file to a running service, signed like GitHub signs it (like ``probot receive``)."""
     import httpx
@@ -116,6 +137,19 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
     model_options(e)
     e.set_defaults(func=cmd_evaluate)
+
+    st = sub.add_parser("study", help="the paper's resolution-time analysis on a file of issues, offline")
+    st.add_argument("--input", type=Path, required=True,
+                    help="JSONL: repo, number, title, body, created, closed, optional ptm/themes/subthemes/type")
+    st.add_argument("--output", type=Path, required=True, help="directory for report.md, report.json, figures")
+    st.add_argument("--seed", type=int, default=0, help="seed of the balanced sampling")
+    model_options(st)
+    st.set_defaults(func=cmd_study)
+
+    f = sub.add_parser("export-feedback", help="write maintainers' label corrections as training data")
+    f.add_argument("--output", type=Path, required=True, help="JSONL in the format of ../shared/data")
+    f.add_argument("--repo", help="only this repository (owner/name)")
+    f.set_defaults(func=cmd_export_feedback)
 
     r = sub.add_parser("receive", help="send a signed webhook payload to a running service")
     r.add_argument("-e", "--event", required=True, help="X-GitHub-Event, e.g. issues")

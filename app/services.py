@@ -46,11 +46,15 @@ class Services:
         self.db.dispose()
 
 
+def default_policy(settings: Settings) -> LabelPolicy:
+    return LabelPolicy(prefix=settings.label_prefix, abstain_label=settings.abstain_label)
+
+
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     db.migrate()
     classifier = load_classifier(settings.model_kind, settings.model_dir)
-    policy = LabelPolicy(prefix=settings.label_prefix, abstain_label=settings.abstain_label)
+    policy = default_policy(settings)
     github = None
     if not settings.effective_dry_run:
         auth = AppAuth(settings.github_app_id, settings.private_key_pem())

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 from tqdm import tqdm
 
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import IssueRecord, compute_stats
 from app.taxonomy import SUBTHEMES, THEME_CODES, THEMES, theme_of
 from app.triage.classifier import Classifier, IssueText, Prediction
-from app.web.render import ALPHA, fmt_number, fmt_p
+from app.web.render import ALPHA, axis_ticks, fmt_number, fmt_p
 
 BATCH_SIZE = 64
 REPORT_MD = "report.md"
@@ -52,6 +53,7 @@ _NON_PTM_COLOUR = "#4a7fb5"
 class StudyIssue:
     """One input line: the record with the labels it has, and which labels it lacks."""
 
+    line: int
     record: IssueRecord
     text: IssueText
     missing: frozenset[str]
@@ -62,12 +64,14 @@ def run_study(input_path: Path, output_dir: Path, classifier: Classifier | None,
     """Read, classify what is unlabelled, compare, and write the report; returns what report.json holds."""
     input_path, output_dir = Path(input_path), Path(output_dir)
     issues = read_issues(input_path)
-    pending = [i for i in issues if "ptm" in i.missing or (classifier is not None and i.missing)]
-    if pending and classifier is None:
-        raise ValueError(f"{input_path}: {len(pending)} issue(s) have no 'ptm' label "
-                         f"(first: {pending[0].record.repo}#{pending[0].record.number}); give a classifier")
-    predicted = dict(zip(map(id, pending), classify(classifier, pending, progress), strict=True)) if pending else {}
-    records = [labelled(i, predicted.get(id(i))) for i in issues]
+    pending = [k for k, i in enumerate(issues) if "ptm" in i.missing or (classifier is not None and i.missing)]
+    predicted: dict[int, Prediction] = {}
+    if pending:
+        if classifier is None:
+            raise ValueError(f"{input_path}:{issues[pending[0]].line}: no 'ptm' label and no classifier given "
+                             f"({len(pending)} issue(s) without one)")
+        predicted = dict(zip(pending, classify(classifier, [issues[k] for k in pending], progress), strict=True))
+    records = [labelled(issue, predicted.get(k)) for k, issue in enumerate(issues)]
     result = {
         "input": input_path.name,
         "issues": len(records),
@@ -96,7 +100,7 @@ def read_issues(path: Path) -> list[StudyIssue]:
             if not line.strip():
                 continue
             try:
-                issue = parse_issue(line)
+                issue = parse_issue(line, lineno)
             except ValueError as exc:
                 raise ValueError(f"{path}:{lineno}: {exc}") from exc
             key = (issue.record.repo.casefold(), issue.record.number)
@@ -108,7 +112,7 @@ def read_issues(path: Path) -> list[StudyIssue]:
     return issues
 
 
-def parse_issue(line: str) -> StudyIssue:
+def parse_issue(line: str, lineno: int) -> StudyIssue:
     try:
         fields = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -129,7 +133,7 @@ def parse_issue(line: str) -> StudyIssue:
     )
     missing = frozenset(name for name, value in (("ptm", ptm), ("themes", themes), ("type", kind)) if value is None)
     text = IssueText(title=_optional(fields, "title", str) or "", body=_optional(fields, "body", str) or "")
-    return StudyIssue(record, text, missing)
+    return StudyIssue(lineno, record, text, missing)
 
 
 def _optional(fields: dict[str, Any], key: str, kind: type) -> Any:
@@ -224,18 +228,26 @@ def _box_figure(groups: Sequence[tuple[str, Sequence[int], str]], title: str, pa
         for patch, (_, _, colour) in zip(boxes["boxes"], present, strict=True):
             patch.set(facecolor=colour, alpha=0.6)
         axes.set_xticks(range(1, len(present) + 1), [f"{label}\n(n={len(days)})" for label, days, _ in present])
-        everything = sorted(day for _, days, _ in present for day in days)
-        if everything[-1] > SKEW_RATIO * (everything[len(everything) // 2] + 1):
-            axes.set_yscale("symlog", linthresh=1)
-            axes.set_ylabel("days to close (log scale; ◇ = mean)")
-        else:
-            axes.set_ylabel("days to close (◇ = mean)")
+        _day_axis(axes, sorted(day for _, days, _ in present for day in days))
     else:
         axes.text(0.5, 0.5, "no closed issues in the balanced sample", ha="center", va="center",
                   transform=axes.transAxes)
         axes.set_axis_off()
     axes.set_title(title)
     figure.savefig(path, dpi=110)
+
+
+def _day_axis(axes: Any, ordered: Sequence[int]) -> None:
+    """A log-like axis (linear below 1 day, so 0 shows) with 0-1-2-5 ticks when the times are skewed."""
+    if ordered[-1] <= SKEW_RATIO * (ordered[len(ordered) // 2] + 1):
+        axes.set_ylabel("days to close (◇ = mean)")
+        return
+    ticks = axis_ticks(ordered[-1])
+    axes.set_yscale("symlog", linthresh=1, linscale=0.5)
+    axes.set_ylim(0, ticks[-1])
+    axes.set_yticks(ticks, [str(tick) for tick in ticks])
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.set_ylabel("days to close (log scale; ◇ = mean)")
 
 
 # Report
@@ -342,6 +354,8 @@ def _chi_square_text(test: dict[str, Any], mix: dict[str, dict[str, int]]) -> st
     else:
         text = (f"**{test['verdict']}**: χ² = {fmt_number(test['chi2'], 2)}, dof = {test['dof']}, "
                 f"p = {fmt_p(test['p'])}")
+    if test["comparable"] is False:
+        text += "; the difference in resolution time may partly reflect the issue types"
     warning = f" Warning: {test['warning']}." if test["warning"] else ""
     return f"{text} ({_mix_text(mix)}).{warning}"
 
@@ -368,14 +382,10 @@ def _repository_table(balanced: dict[str, Any], raw: dict[str, Any]) -> list[str
         chi, mw = group["chi_square"], group["mann_whitney"]
         rows.append(
             f"| {name} | {group['n_per_group']} | {chi['verdict'] or 'not run'} "
-            f"| {_p_cell(chi['p'])} | {_p_cell(mw['p'])} | {fmt_number(mw['cliffs_delta'], 3)} "
-            f"| {_p_cell(raw['repositories'][name]['mann_whitney']['p'])} |"
+            f"| {fmt_p(chi['p'])} | {fmt_p(mw['p'])} | {fmt_number(mw['cliffs_delta'], 3)} "
+            f"| {fmt_p(raw['repositories'][name]['mann_whitney']['p'])} |"
         )
     table = ["| Repository | n per group | issue types | χ² p | MWU p (balanced) | Cliff's delta | MWU p (raw) |",
              "|---|--:|---|--:|--:|--:|--:|", *rows] if rows else ["No repository has closed PTM and non-PTM issues."]
     excluded = [f"- {name}: left out, {reason}" for name, reason in balanced["excluded_repositories"].items()]
     return table + ([""] + excluded if excluded else [])
-
-
-def _p_cell(p: float | None) -> str:
-    return "—" if p is None else fmt_p(p)

@@ -11,6 +11,8 @@ from sqlalchemy import create_engine, text
 
 from app.config import Settings
 
+pytest_plugins = ["tests.conftest_github", "tests.e2e"]
+
 SHARED = Path(os.environ.get("PTM_TRIAGE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 WEBHOOK_EXAMPLES = SHARED / "github-webhooks"
 # PostgreSQL runs on every developer's and CI's machine; set this empty to leave it out on purpose.

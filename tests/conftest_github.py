@@ -1,8 +1,6 @@
 """Reusable fixtures that put the GitHub simulator behind real HTTP clients.
 
-Import the fixtures you need into a test module (or a conftest.py)::
-
-    from tests.conftest_github import github_factory, github_sim  # noqa: F401
+``tests/conftest.py`` registers them for every test (``pytest_plugins``).
 
 ``github_factory`` talks to the simulator in-process through httpx's
 ASGITransport; ``github_sim_server`` serves it with uvicorn on 127.0.0.1

@@ -1,116 +1,18 @@
-"""The service end to end over HTTP on loopback: GitHub simulator <-> service, on SQLite and PostgreSQL.
-
-Nothing is patched: the service talks to the simulator through gidgethub with a real
-app JWT and installation tokens, and receives signed deliveries on /webhook.
-"""
+"""The service end to end over HTTP on loopback: GitHub simulator <-> service, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from app.config import Settings
 from app.github.simulator import BOT_LOGIN, GitHubSimulator
-from app.triage.labels import LabelPolicy
 from app.web.main import create_app
-from tests.conftest_github import GITHUB_APP_ID, github_app_keys  # noqa: F401
+from tests.e2e import INSTALLATION, POLICY, REPO, Stack, open_issue
 from tests.openapi_check import validate_request, validate_response
 from tests.servers import serve
-
-SECRET = "e2e-secret"
-INSTALLATION = 77
-REPO = "octo-org/diffusion-studio"
-POLICY = LabelPolicy()
-
-
-@dataclass
-class Stack:
-    sim: GitHubSimulator
-    url: str
-
-    def send(self, event: str, payload: dict, delivery: str | None = None) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": event,
-            "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
-            "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
-        }
-        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=30)
-
-    def get(self, path: str, **params: str) -> dict:
-        response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def settle(self, timeout_s: float = 30) -> dict[str, int]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            counts = self.get("/healthz")["deliveries"]
-            if not counts.get("pending") and not counts.get("processing"):
-                return counts
-            time.sleep(0.05)
-        raise AssertionError(f"deliveries still queued: {counts}")
-
-    def labels_on(self, number: int) -> set[str]:
-        return {label["name"] for label in self.sim.issue(REPO, number)["labels"]}
-
-    def label_writes(self) -> int:
-        return sum(1 for x in self.sim.exchanges if x.method in {"POST", "DELETE"} and "/issues/" in x.path)
-
-
-@pytest.fixture
-def simulator(github_app_keys: tuple[str, str]) -> Iterator[GitHubSimulator]:  # noqa: F811
-    sim = GitHubSimulator(GITHUB_APP_ID, github_app_keys[1])
-    sim.add_installation(INSTALLATION, "octo-org", [REPO], account_type="Organization")
-    with serve(sim.app) as url:
-        sim.api_url = url
-        yield sim
-
-
-@pytest.fixture
-def settings_for(
-    make_settings: Callable[..., Settings], database_url: str, simulator: GitHubSimulator,
-    github_app_keys: tuple[str, str],  # noqa: F811
-) -> Callable[..., Settings]:
-    def build(**fields: object) -> Settings:
-        return make_settings(
-            github_app_id=GITHUB_APP_ID, github_private_key=github_app_keys[0],
-            github_webhook_secret=SECRET, github_api_url=simulator.api_url,
-            database_url=database_url, **fields,
-        )
-
-    return build
-
-
-@pytest.fixture
-def stack(settings_for: Callable[..., Settings], simulator: GitHubSimulator) -> Iterator[Stack]:
-    with serve(create_app(settings_for())) as url:
-        s = Stack(simulator, url)
-        assert s.send("installation", simulator.installation_payload("created", INSTALLATION)).status_code == 202
-        s.settle()
-        yield s
-
-
-def days_ago(days: int) -> str:
-    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
-
-
-def open_issue(stack: Stack, title: str, body: str | None, created_days_ago: int = 0, **kw: object) -> int:
-    issue = stack.sim.add_issue(REPO, title, body, created_at=days_ago(created_days_ago), **kw)
-    assert stack.send("issues", stack.sim.issues_payload("opened", REPO, issue["number"], INSTALLATION)).status_code == 202
-    stack.settle()
-    return issue["number"]
-
 
 PTM_TITLE = "CUDA out of memory when loading the SDXL model on an 8 GB GPU"
 PTM_BODY = (

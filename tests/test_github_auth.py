@@ -9,15 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from app.github.auth import AppAuth, InstallationTokenCache
 from app.github.client import GitHubClientFactory
 from app.github.simulator import GitHubSimulator
-from tests.conftest_github import (  # noqa: F401
-    GITHUB_APP_ID,
-    FakeClock,
-    github_app_keys,
-    github_auth,
-    github_clock,
-    github_factory,
-    github_sim,
-)
+from tests.conftest_github import GITHUB_APP_ID, FakeClock
 
 NOW = 1_700_000_000
 

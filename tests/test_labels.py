@@ -111,3 +111,20 @@ def test_decode_reads_a_persons_labels_in_any_case():
     policy = LabelPolicy()
     assert policy.decode(["bug", "PTM: Software Environment"]) == (True, ("SE",))
     assert policy.decode(["bug", "question"]) == (False, ())
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["bug"], "bug"),
+        (["type: bug"], "bug"),
+        (["kind/feature"], "enhancement"),
+        (["Feature Request"], "enhancement"),
+        (["question"], "question"),
+        (["help wanted", "good first issue"], None),
+        (["ptm: model functionality enhancement needs"], None),
+        (["ptm: model usage", "question"], "question"),
+    ],
+)
+def test_issue_type_from_the_repositorys_own_labels(labels, expected):
+    assert LabelPolicy().issue_type(labels) == expected

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from app.stats.comparison import balanced_comparison
 from app.stats.resolution import IssueRecord, compute_stats
 from app.taxonomy import THEMES
 from app.web.render import axis_ticks, box_summary, render_dashboard
@@ -102,3 +103,50 @@ def test_axis_ticks():
     assert axis_ticks(0) == [0, 1]
     assert axis_ticks(3) == [0, 1, 2, 5]
     assert axis_ticks(1260)[-1] == 2000 and 1000 in axis_ticks(1260)
+
+
+def balanced_records() -> list[IssueRecord]:
+    records = sample_records()
+    records += [IssueRecord("octo/app", 300 + i, T0, T0 + timedelta(days=i), True, ("HR",), kind)
+                for i, kind in enumerate(["bug", "question", "bug"])]
+    records += [record("octo/app", 400 + i, i, False) for i in range(4)]  # every PTM issue is sampled
+    return records + [record("only/ptm", 1, 3, True, ("MU",))]
+
+
+def test_balanced_analysis_shown_when_given():
+    records = balanced_records()
+    balanced = balanced_comparison(records)
+    html = render_dashboard(compute_stats(records), balanced=balanced)
+    pooled = balanced["pooled"]
+    assert html.count('<section id="balanced">') == 1
+    assert f"{pooled['n_per_group']} PTM and {pooled['n_per_group']} non-PTM closed issues" in html
+    chi, mw, kw = pooled["chi_square"], pooled["mann_whitney"], pooled["kruskal_wallis"]
+    assert f"not run: {chi['reason']}" in html  # no non-PTM issue of known type
+    assert f"p = {mw['p']:.3f}" in html
+    assert f"ε² = {kw['epsilon_squared']:.3f}" in html
+    assert "only/ptm: no closed non-PTM issues" in html
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;/repo: no closed non-PTM issues" in html
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    for svg in re.findall(r"<svg.*?</svg>", html, re.S):
+        ET.fromstring(svg)
+    assert "balanced" not in render_dashboard(compute_stats(records))
+
+
+@pytest.mark.parametrize(("kinds", "verdict"), [(["bug", "question"] * 6, "groups comparable (p ≥ 0.05)"),
+                                                (["bug"] * 12, "type mix differs (p &lt; 0.05)")])
+def test_balanced_chi_square_verdict(kinds, verdict):
+    records = [IssueRecord("o/r", i, T0, T0 + timedelta(days=i), True, ("MU",), kind) for i, kind in enumerate(kinds)]
+    records += [IssueRecord("o/r", 100 + i, T0, T0 + timedelta(days=i), False, (), kind)
+                for i, kind in enumerate(["bug", "question"] * 6)]
+    balanced = balanced_comparison(records)
+    html = render_dashboard(compute_stats(records), balanced=balanced)
+    assert f"<strong>{verdict}</strong>" in html
+    assert html.count(verdict) == 2  # pooled line and the repository's row
+    assert f"χ² = {balanced['pooled']['chi_square']['chi2']:.2f}" in html
+
+
+def test_balanced_without_any_comparable_repository():
+    records = [record("o/r", 1, 3, True, ("MU",))]
+    html = render_dashboard(compute_stats(records), balanced=balanced_comparison(records))
+    assert "No repository has both closed PTM and closed non-PTM issues." in html
+    assert "o/r: no closed non-PTM issues" in html

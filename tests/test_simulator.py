@@ -10,16 +10,7 @@ import pytest
 
 from app.github.auth import AppAuth
 from app.github.simulator import GitHubSimulator, generate_app_keypair
-from tests.conftest_github import (  # noqa: F401
-    GITHUB_APP_ID,
-    SIM_URL,
-    github_app_keys,
-    github_auth,
-    github_clock,
-    github_factory,
-    github_sim,
-    github_sim_server,
-)
+from tests.conftest_github import GITHUB_APP_ID, SIM_URL
 from tests.openapi_check import spec_path
 
 REPO = "octo/repo"

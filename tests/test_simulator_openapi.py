@@ -4,13 +4,6 @@ import gidgethub
 import pytest
 
 from tests import openapi_check
-from tests.conftest_github import (  # noqa: F401
-    github_app_keys,
-    github_auth,
-    github_clock,
-    github_factory,
-    github_sim,
-)
 
 REPO = "/repos/octo/repo"
 

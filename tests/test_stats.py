@@ -206,3 +206,17 @@ def test_empty_input():
 def test_json_serialisable_without_nan(records):
     stats = compute_stats(records)
     assert json.loads(json.dumps(stats, allow_nan=False)) == stats
+
+
+def test_record_type_and_subthemes():
+    record = IssueRecord("o/r", 1, T0, None, True, ["HR"], "bug", ["HR1"])
+    assert (record.type, record.subthemes) == ("bug", ("HR1",))
+    assert closed_after(1).type is None and closed_after(1).subthemes == ()
+    with pytest.raises(ValueError, match="unknown subtheme codes"):
+        IssueRecord("o/r", 1, T0, None, True, ("HR",), subthemes=("HR",))
+
+
+def test_kruskal_counts_the_times_it_tests():
+    records = [closed_after(d, themes=("MU", "PQ"), number=d) for d in range(MIN_THEME_GROUP)]
+    records.append(closed_after(9, themes=("HR",), number=99))  # HR has too few issues to take part
+    assert compute_stats(records)["overall"]["kruskal_wallis"]["n"] == 2 * MIN_THEME_GROUP

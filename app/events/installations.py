@@ -7,18 +7,22 @@ import logging
 from gidgethub import routing, sansio
 from sqlalchemy import update
 
+from app import backfill
 from app.events.tracking import field
 from app.services import Services
-from app.store.models import Installation, Repository, utcnow
-from app.store.queries import upsert_installation, upsert_repository
+from app.store.models import Repository, utcnow
+from app.store.queries import schedule_backfill, upsert_installation, upsert_repository
 
 log = logging.getLogger(__name__)
 router = routing.Router()
 
 
 def _add_repositories(session, installation_id: int, repos: list[dict]) -> None:  # type: ignore[no-untyped-def]
-    for repo in repos:
-        upsert_repository(session, {"id": field(repo, "id"), "full_name": field(repo, "full_name")}, installation_id)
+    """Track the repositories and schedule the import of their existing issues."""
+    for data in repos:
+        repo = upsert_repository(session, {"id": field(data, "id"), "full_name": field(data, "full_name")},
+                                 installation_id)
+        schedule_backfill(session, repo.id, installation_id)
 
 
 @router.register("installation", action="created")
@@ -31,6 +35,7 @@ async def installation_active(event: sansio.Event, services: Services) -> None:
         inst = upsert_installation(session, data)
         inst.suspended_at = None
         _add_repositories(session, inst.id, event.data.get("repositories") or [])
+    backfill.notify(services)
     log.info("installation %s (%s) %s", data["id"], inst.account_login, event.data.get("action"))
 
 
@@ -59,6 +64,7 @@ async def repositories_added(event: sansio.Event, services: Services) -> None:
     with services.db.session() as session:
         inst = upsert_installation(session, data)
         _add_repositories(session, inst.id, event.data.get("repositories_added") or [])
+    backfill.notify(services)
 
 
 @router.register("installation_repositories", action="removed")

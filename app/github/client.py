@@ -1,21 +1,164 @@
-"""gidgethub clients for the app and for its installations, over one httpx client."""
+"""gidgethub clients for the app and for its installations, over one httpx client.
+
+How long a client sits out GitHub's limits and failures is its ``RetryPolicy``:
+the default waits for nothing, so a webhook delivery that meets a limit fails at
+once and the queue reschedules it (``app.queue.dispatch``); the backfill asks for
+a patient client that sleeps until ``x-ratelimit-reset``, honours ``Retry-After``
+and retries 5xx answers and transport errors with backoff.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import gidgethub.httpx
 import httpx
+from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded
 
 from app.github.auth import AppAuth, InstallationTokenCache
 
+log = logging.getLogger(__name__)
 
-class _AppGitHubAPI(gidgethub.httpx.GitHubAPI):
+SECONDARY_LIMIT_WAIT_S = 60.0
+"""GitHub's advice for a secondary limit that names no ``Retry-After``: wait at least a minute."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``retries`` bounds the extra attempts of one request, whatever made it fail.
+
+    A rate-limit wait longer than ``max_wait_s`` is not sat out: the error is raised.
+    5xx answers and transport errors wait ``backoff_s``, doubling each time. Every
+    method is retried, POST too (as octokit's retry plugin does): the app's POSTs
+    add labels, create labels and fetch tokens, all safe to repeat.
+    """
+
+    retries: int = 0
+    max_wait_s: float = 0.0
+    backoff_s: float = 1.0
+    reset_margin_s: float = 1.0  # past x-ratelimit-reset, for clock skew with GitHub
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    clock: Callable[[], float] = time.time
+
+    def backoff(self, attempt: int) -> float:
+        return self.backoff_s * 2 ** (attempt - 1)
+
+    def until(self, epoch: float) -> float:
+        return max(epoch + self.reset_margin_s - self.clock(), 0.0)
+
+
+FAIL_FAST = RetryPolicy()
+PATIENT = RetryPolicy(retries=5, max_wait_s=3600.0, backoff_s=0.5)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list endpoint, with the page numbers its ``Link`` header names."""
+
+    items: list[Any]
+    next_page: int | None
+    last_page: int | None
+
+
+def link_pages(header: str | None) -> dict[str, int]:
+    """``{rel: page number}`` of a ``Link`` header."""
+    pages = {}
+    for part in (header or "").split(","):
+        url, _, params = part.partition(";")
+        rel = params.split("rel=")[-1].strip().strip('"')
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url.strip().strip("<>")).query)
+        if rel and query.get("page", [""])[0].isdigit():
+            pages[rel] = int(query["page"][0])
+    return pages
+
+
+class GitHubClient(gidgethub.httpx.GitHubAPI):
+    """Waits out rate limits and retries failures as its policy allows; keeps the last headers."""
+
+    def __init__(self, client: httpx.AsyncClient, requester: str, *, retry: RetryPolicy = FAIL_FAST,
+                 **kwargs: Any) -> None:
+        super().__init__(client, requester, **kwargs)
+        self.retry = retry
+        self.last_headers: Mapping[str, str] = {}
+
+    async def sleep(self, seconds: float) -> None:
+        await self.retry.sleep(seconds)
+
+    async def get_page(self, url: str) -> Page:
+        items = await self.getitem(url)
+        pages = link_pages(self.last_headers.get("link"))
+        return Page(items, pages.get("next"), pages.get("last"))
+
+    async def manage_rate_limit(self, *, method: str, url: str) -> None:
+        """Before a request: when the last answer left no requests, wait for the reset if allowed."""
+        limit = self.rate_limit
+        if limit is None or limit.remaining >= 0:  # gidgethub has already counted this request
+            return
+        wait = self.retry.until(limit.reset_datetime.timestamp())
+        if 0 < wait <= self.retry.max_wait_s:
+            log.info("GitHub rate limit used up; waiting %.0fs for its reset", wait)
+            await self.sleep(wait)
+
+    async def handle_rate_limit_error(self, *, method: str, url: str, exception: HTTPException,
+                                      attempt: int) -> bool:
+        wait = self._wait_before_retry(exception, attempt)
+        if wait is None:
+            return False
+        log.warning("%s %s: %s; attempt %d in %.1fs", method, url, exception.status_code, attempt + 1, wait)
+        await self.sleep(wait)
+        return True
+
+    def _wait_before_retry(self, exc: HTTPException, attempt: int) -> float | None:
+        if attempt > self.retry.retries:
+            return None
+        if isinstance(exc, GitHubBroken):
+            return self.retry.backoff(attempt)
+        wait = _limit_wait(exc, self.retry)
+        return wait if wait is not None and wait <= self.retry.max_wait_s else None
+
+    async def _request(self, method: str, url: str, headers: Mapping[str, str],
+                       body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
+        attempt = 1
+        while True:
+            try:
+                response = await super()._request(method, url, headers, body)
+            except httpx.TransportError as exc:
+                if attempt > self.retry.retries:
+                    raise
+                log.warning("%s %s: %r; attempt %d", method, url, exc, attempt + 1)
+                await self.sleep(self.retry.backoff(attempt))
+                attempt += 1
+                continue
+            self.last_headers = response[1]
+            return response
+
+
+def _limit_wait(exc: HTTPException, retry: RetryPolicy) -> float | None:
+    """Seconds a primary or secondary rate limit asks to wait; None for any other failure."""
+    if isinstance(exc, RateLimitExceeded):
+        return retry.until(exc.rate_limit.reset_datetime.timestamp())
+    if exc.status_code not in (403, 429):
+        return None
+    retry_after = exc.headers.get("retry-after", "")
+    if retry_after.isdigit():
+        return float(retry_after)
+    if exc.status_code == 429 or "secondary rate limit" in str(exc).lower():
+        return SECONDARY_LIMIT_WAIT_S
+    return None  # a 403 that is no limit: a missing permission
+
+
+class _AppGitHubAPI(GitHubClient):
     """Authenticates as the app, with a freshly signed JWT on every request."""
 
     def __init__(self, client: httpx.AsyncClient, requester: str, *, auth: AppAuth,
-                 base_url: str) -> None:
-        super().__init__(client, requester, base_url=base_url)
+                 base_url: str, retry: RetryPolicy) -> None:
+        super().__init__(client, requester, base_url=base_url, retry=retry)
         self._auth = auth
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
@@ -25,13 +168,13 @@ class _AppGitHubAPI(gidgethub.httpx.GitHubAPI):
         return await super()._request(method, url, headers, body)
 
 
-class _InstallationGitHubAPI(gidgethub.httpx.GitHubAPI):
+class _InstallationGitHubAPI(GitHubClient):
     """Authenticates as an installation; on a 401 it fetches a new token and retries once."""
 
     def __init__(self, client: httpx.AsyncClient, requester: str, *, token: str, base_url: str,
-                 tokens: InstallationTokenCache, app: gidgethub.httpx.GitHubAPI,
+                 tokens: InstallationTokenCache, app: GitHubClient,
                  installation_id: int) -> None:
-        super().__init__(client, requester, oauth_token=token, base_url=base_url)
+        super().__init__(client, requester, oauth_token=token, base_url=base_url, retry=app.retry)
         self._tokens = tokens
         self._app = app
         self._installation_id = installation_id
@@ -48,7 +191,10 @@ class _InstallationGitHubAPI(gidgethub.httpx.GitHubAPI):
 
 
 class GitHubClientFactory:
-    """Hands out gidgethub clients that share one connection pool and one token cache."""
+    """Hands out gidgethub clients that share one connection pool and one token cache.
+
+    Clients fail fast unless asked for another ``retry`` policy.
+    """
 
     def __init__(self, api_url: str, auth: AppAuth, http: httpx.AsyncClient,
                  requester: str = "ptm-triage", tokens: InstallationTokenCache | None = None) -> None:
@@ -58,11 +204,12 @@ class GitHubClientFactory:
         self._http = http
         self._requester = requester
 
-    async def app_client(self) -> gidgethub.httpx.GitHubAPI:
-        return _AppGitHubAPI(self._http, self._requester, auth=self._auth, base_url=self.api_url)
+    async def app_client(self, retry: RetryPolicy = FAIL_FAST) -> GitHubClient:
+        return _AppGitHubAPI(self._http, self._requester, auth=self._auth, base_url=self.api_url,
+                             retry=retry)
 
-    async def for_installation(self, installation_id: int) -> gidgethub.httpx.GitHubAPI:
-        app = await self.app_client()
+    async def for_installation(self, installation_id: int, retry: RetryPolicy = FAIL_FAST) -> GitHubClient:
+        app = await self.app_client(retry)
         token = await self.tokens.token(app, installation_id)
         return _InstallationGitHubAPI(self._http, self._requester, token=token,
                                       base_url=self.api_url, tokens=self.tokens, app=app,

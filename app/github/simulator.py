@@ -142,12 +142,13 @@ Handler = Callable[[Call], Reply]
 
 class GitHubSimulator:
     def __init__(self, app_id: int, public_key_pem: str, *, token_ttl_s: int = 3600,
-                 rate_limit: int = 5000, max_per_page: int = 100,
-                 clock: Callable[[], float] = time.time,
+                 rate_limit: int = 5000, rate_limit_window_s: int = RATE_WINDOW_S,
+                 max_per_page: int = 100, clock: Callable[[], float] = time.time,
                  api_url: str = "https://api.github.com") -> None:
         self.app_id = app_id
         self.token_ttl_s = token_ttl_s
         self.rate_limit = rate_limit
+        self.rate_limit_window_s = rate_limit_window_s  # a bucket's life, from its first request
         self.max_per_page = max_per_page
         self.clock = clock
         self.state = SimState(clock, api_url)
@@ -401,7 +402,7 @@ class GitHubSimulator:
         limit = ANONYMOUS_RATE_LIMIT if principal.kind == "anonymous" else self.rate_limit
         bucket = self._buckets.get(principal.bucket)
         if bucket is None or now >= bucket.reset:
-            bucket = self._buckets[principal.bucket] = Bucket(limit, int(now) + RATE_WINDOW_S)
+            bucket = self._buckets[principal.bucket] = Bucket(limit, int(now) + self.rate_limit_window_s)
         bucket.limit = limit
         return bucket
 

@@ -6,11 +6,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.store.models import Delivery, Installation, Issue, IssueEvent, Prediction, Repository, utcnow
+from app.store.models import (
+    Backfill, Delivery, Installation, Issue, IssueEvent, Prediction, Repository, utcnow,
+)
 
 
 MAX_STORED_BODY = 65536
@@ -195,4 +197,50 @@ def tracked_issues(session: Session, repository_id: int | None = None) -> list[I
     )
     if repository_id is not None:
         query = query.where(Issue.repository_id == repository_id)
+    return list(session.scalars(query))
+
+
+def predicted_issue_ids(session: Session, issue_ids: Iterable[int], model_version: str) -> set[int]:
+    """Those of ``issue_ids`` that have a prediction of ``model_version`` already."""
+    ids = list(issue_ids)
+    if not ids:
+        return set()
+    rows = session.scalars(
+        select(Prediction.issue_id).where(Prediction.issue_id.in_(ids), Prediction.model_version == model_version)
+    )
+    return set(rows)
+
+
+# Backfills -----------------------------------------------------------------------
+
+BACKFILL_ACTIVE = ("pending", "running")
+
+
+def schedule_backfill(session: Session, repository_id: int, installation_id: int) -> Backfill:
+    """A backfill for the repository: a new one, or a failed one back to pending (it resumes
+    where it stopped); one pending, running or done is left as it is."""
+    backfill = session.get(Backfill, repository_id)
+    if backfill is None:
+        backfill = Backfill(repository_id=repository_id, installation_id=installation_id, status="pending",
+                            next_page=1, imported=0, labelled=0)
+        session.add(backfill)
+    backfill.installation_id = installation_id
+    if backfill.status == "failed":
+        backfill.status = "pending"
+    session.flush()
+    return backfill
+
+
+def next_backfill(session: Session) -> int | None:
+    """The repository id of the backfill to work on: an interrupted one first, then the pending."""
+    return session.scalar(
+        select(Backfill.repository_id).where(Backfill.status.in_(BACKFILL_ACTIVE))
+        .order_by(case((Backfill.status == "running", 0), else_=1), Backfill.repository_id).limit(1)
+    )
+
+
+def backfills(session: Session, repository_id: int | None = None) -> list[Backfill]:
+    query = select(Backfill).options(selectinload(Backfill.repository)).order_by(Backfill.repository_id)
+    if repository_id is not None:
+        query = query.where(Backfill.repository_id == repository_id)
     return list(session.scalars(query))

@@ -97,6 +97,8 @@ def truncate_pair(title: list[int], body: list[int], max_tokens: int) -> tuple[l
 
 
 def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[IssueText], max_tokens: int) -> list[Encoded]:
+    if not texts:
+        return []
     titles = [normalize(t.title, "") for t in texts]
     bodies = [normalize("", t.body) for t in texts]
     title_ids = tokenizer(titles, add_special_tokens=False)["input_ids"]

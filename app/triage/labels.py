@@ -160,6 +160,21 @@ class LabelPolicy:
             return True, themes
         return (None, ()) if ABSTAIN_CODE in codes else (False, ())
 
+    def issue_type(self, labels: Iterable[str]) -> str | None:
+        """The issue type (bug / enhancement / question) the repository's own labels give, if any.
+
+        Matches whole words of a label (``bug``, ``type: bug``, ``kind/feature``); the app's
+        labels do not count; the first label that names a type wins.
+        """
+        for name in labels:
+            if self.is_app_label(name):
+                continue
+            words = set(re.split(r"[\s:/_-]+", name.casefold()))
+            for kind, names in ISSUE_TYPE_WORDS.items():
+                if words & set(names):
+                    return kind
+        return None
+
     def all_labels(self) -> list[LabelSpec]:
         """Every label the app may create under this policy."""
         specs = self._specs()
@@ -188,6 +203,13 @@ class LabelPolicy:
     def _codes_by_name(self) -> dict[str, str]:
         codes = (PTM_CODE, ABSTAIN_CODE, *THEME_CODES, *SUBTHEME_CODES)
         return {self.label_name(c).casefold(): c for c in codes}
+
+
+ISSUE_TYPE_WORDS: dict[str, tuple[str, ...]] = {
+    "bug": ("bug", "defect", "regression", "crash"),
+    "enhancement": ("enhancement", "feature", "improvement"),
+    "question": ("question", "support", "how-to"),
+}
 
 
 def _cut_at_word(text: str, limit: int) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from app.stats.comparison import balanced_comparison
 from app.stats.resolution import IssueRecord, compute_stats, resolution_days
 from app.store.models import Issue, Prediction, Repository
 from app.store.queries import delivery_counts, latest_predictions, repository_by_name, tracked_issues
+from app.taxonomy import SUBTHEMES, theme_of
 from app.triage.labels import LabelPolicy
 
 router = APIRouter()
@@ -28,13 +30,22 @@ def _repository(session, repo: str | None) -> Repository | None:  # type: ignore
     return found
 
 
-def classification(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> tuple[bool | None, tuple[str, ...]]:
-    """PTM-related and themes as the statistics count them: a person's labels win over the model's."""
+def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> IssueRecord:
+    """An issue as the statistics count it: a person's labels win over the model's, and the
+    repository's own type labels (bug, enhancement, question) give its type."""
     if issue.labels_locked_by_human:
-        return policy.decode(issue.labels)
-    if prediction is None:
-        return None, ()
-    return policy.decode(prediction.labels)
+        ptm, themes = policy.decode(issue.labels)
+        subthemes = tuple(c for c in map(policy.code_of, issue.labels) if c in SUBTHEMES)
+    elif prediction is not None:
+        (ptm, themes), subthemes = policy.decode(prediction.labels), tuple(prediction.subthemes)
+    else:
+        ptm, themes, subthemes = None, (), ()
+    return IssueRecord(
+        repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
+        closed=issue.closed_at, ptm=ptm, themes=themes,
+        subthemes=tuple(c for c in subthemes if theme_of(c) in themes),
+        type=policy.issue_type(issue.labels),
+    )
 
 
 def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
@@ -42,13 +53,7 @@ def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[Iss
         found = _repository(session, repo)
         issues = tracked_issues(session, found.id if found else None)
         predictions = latest_predictions(session, [i.id for i in issues])
-        records = []
-        for issue in issues:
-            ptm, themes = classification(issue, predictions.get(issue.id), services.policy)
-            records.append(IssueRecord(
-                repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
-                closed=issue.closed_at, ptm=ptm, themes=themes,
-            ))
+        records = [record_of(i, predictions.get(i.id), services.policy) for i in issues]
         return (found.full_name if found else None), records
 
 
@@ -95,9 +100,20 @@ async def healthz(request: Request) -> dict[str, Any]:
     }
 
 
+Method = Literal["raw", "balanced"]
+METHOD_HELP = "raw: every closed issue; balanced: the paper's method (equal PTM and non-PTM samples per repository)"
+
+
 @router.get("/api/stats")
-async def stats(request: Request, repo: str | None = Query(None, description="owner/name")) -> dict[str, Any]:
+async def stats(
+    request: Request,
+    repo: str | None = Query(None, description="owner/name"),
+    method: Method = Query("raw", description=METHOD_HELP),
+    seed: int = Query(0, description="sampling seed of the balanced method"),
+) -> dict[str, Any]:
     name, records = await run_in_threadpool(issue_records, request.app.state.services, repo)
+    if method == "balanced":
+        return balanced_comparison(records, seed=seed, repo=name)
     return compute_stats(records, repo=name)
 
 

@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.backfill import BackfillRunner
 from app.config import Settings
 from app.events import router as event_router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services, identify_app
-from app.web import api, dashboard, webhook
+from app.web import api, backfill, dashboard, webhook
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +42,24 @@ def create_app(settings: Settings) -> FastAPI:
         settings.webhook_secret  # made and kept now, so the path said above exists
         services = build_services(settings)
         await identify_app(services)
-        worker = DeliveryWorker(services, event_router)
-        app.state.services, app.state.worker = services, worker
+        worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
+        app.state.services, app.state.worker, app.state.backfills = services, worker, runner
         log.info("model %s; database %s", services.classifier.version, services.db.backend)
         if settings.worker == "inprocess":
             await worker.start()
+            await runner.start()
         else:
             log.warning("PTM_TRIAGE_WORKER=off: deliveries are stored and acknowledged, not processed here")
         try:
             yield
         finally:
+            await runner.stop()
             await worker.stop()
             await services.aclose()
 
     app = FastAPI(title="PTM Triage", version=__version__, lifespan=lifespan)
     app.include_router(webhook.router)
     app.include_router(api.router)
+    app.include_router(backfill.router)
     app.include_router(dashboard.router)
     return app

@@ -119,8 +119,8 @@ def _balanced_table(repositories: dict[str, dict[str, Any]]) -> str:
         chi, mw = group["chi_square"], group["mann_whitney"]
         rows.append(_row([
             f'<td class="name">{escape(name)}</td>', f"<td>{group['n_per_group']}</td>",
-            f'<td class="name">{escape(chi["verdict"] or "not run")}</td>', f"<td>{_fmt_optional_p(chi['p'])}</td>",
-            f"<td>{_fmt_optional_p(mw['p'])}</td>", f"<td>{fmt_number(mw['cliffs_delta'], 3)}</td>",
+            f'<td class="name">{escape(chi["verdict"] or "not run")}</td>', f"<td>{fmt_p(chi['p'])}</td>",
+            f"<td>{fmt_p(mw['p'])}</td>", f"<td>{fmt_number(mw['cliffs_delta'], 3)}</td>",
         ]))
     return (
         '<table class="balanced"><thead><tr><th>Repository</th><th>Per group</th><th>Issue types</th>'
@@ -146,10 +146,6 @@ def _chi_square_line(test: dict[str, Any]) -> str:
     )
 
 
-def _fmt_optional_p(p: float | None) -> str:
-    return "—" if p is None else fmt_p(p)
-
-
 def fmt_number(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "—"
@@ -158,7 +154,9 @@ def fmt_number(value: float | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def fmt_p(p: float) -> str:
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return "—"
     return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 

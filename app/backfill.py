@@ -1,0 +1,335 @@
+"""Importing a repository's existing issues: page by page, resumable, within GitHub's rate limits.
+
+Each page of ``GET /repos/{o}/{r}/issues?state=all&sort=created&direction=asc`` is
+stored (upserted by repository and number, with creation and closing times; pull
+requests skipped), classified with one ``predict`` call and recorded and labelled
+through :mod:`app.labelling`; only then does ``next_page`` move on, with the page's
+counts. A process that stops mid-page leaves ``next_page`` on that page and the next
+run imports it again: the upserts change nothing and an issue that has a prediction
+of the serving model is not classified again, so every issue is imported and
+predicted once.
+
+Which imported issues get labels written is the repository's ``backfill.labels``
+(``open``: open issues only, ``all``, ``none``); humans first: never an issue that
+carries one of the app's labels or whose labels a person corrected.
+
+The GitHub client is a patient one (``PATIENT``): it sleeps until a used-up rate
+limit resets, honours ``Retry-After`` and retries 5xx answers; webhook deliveries
+keep their fail-fast clients, and the runner is a task of its own, so neither
+holds up the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from app import labelling, repo_config
+from app.config import Settings
+from app.github.client import PATIENT, GitHubClient, GitHubClientFactory, Page
+from app.labelling import Target
+from app.repo_config import RepoSettings
+from app.services import Services, build_services
+from app.store.models import Backfill, Issue, Repository, utcnow
+from app.store.queries import (
+    add_issue_event, backfills, next_backfill, predicted_issue_ids, repository_by_name, schedule_backfill,
+    upsert_installation, upsert_issue, upsert_repository,
+)
+from app.triage.labels import LabelPolicy
+
+log = logging.getLogger(__name__)
+
+PER_PAGE = 100
+LIST_URL = "/repos/{repo}/issues?state=all&sort=created&direction=asc&per_page={per_page}&page={page}"
+DRY_RUN_MESSAGE = (
+    "the service is in dry-run (PTM_TRIAGE_DRY_RUN, or no GitHub App credentials or GITHUB_WEBHOOK_SECRET): "
+    "a backfill reads the issues through GitHub's API and cannot run"
+)
+
+Progress = dict[str, Any]
+
+
+class BackfillUnavailable(RuntimeError):
+    """There is no GitHub API to read issues from."""
+
+
+@dataclass(frozen=True)
+class _Work:
+    target: Target
+    write: bool
+
+
+@dataclass(frozen=True)
+class _StoredPage:
+    imported: int
+    work: list[_Work]
+
+
+def status_json(backfill: Backfill) -> Progress:
+    def when(moment: Any) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "repo": backfill.repository.full_name,
+        "status": backfill.status,
+        "imported": backfill.imported,
+        "labelled": backfill.labelled,
+        "next_page": backfill.next_page,
+        "last_page": backfill.last_page,
+        "started_at": when(backfill.started_at),
+        "finished_at": when(backfill.finished_at),
+        "error": backfill.error,
+    }
+
+
+def statuses(services: Services, repository_id: int | None = None) -> list[Progress]:
+    with services.db.session() as session:
+        return [status_json(b) for b in backfills(session, repository_id)]
+
+
+# One repository ----------------------------------------------------------------------
+
+async def run(services: Services, repository_id: int, on_page: Callable[[Progress], None] | None = None) -> Progress:
+    """Run the repository's scheduled backfill from its ``next_page`` to the end; its status after.
+
+    A failure is recorded on the backfill (``failed``, with the error) rather than raised.
+    """
+    if services.github is None:
+        raise BackfillUnavailable(DRY_RUN_MESSAGE)
+    with services.db.session() as session:
+        backfill = _start(session, repository_id)
+        full_name, installation_id, page = backfill.repository.full_name, backfill.installation_id, backfill.next_page
+    try:
+        gh = await services.github.for_installation(installation_id, PATIENT)
+        await _import(services, gh, repository_id, full_name, page, on_page)
+    except Exception as exc:
+        log.exception("backfill of %s failed at page %s", full_name, page)
+        _fail(services, repository_id, f"{type(exc).__name__}: {exc}")
+    (progress,) = statuses(services, repository_id)
+    return progress
+
+
+def _start(session: Session, repository_id: int) -> Backfill:
+    backfill = session.get(Backfill, repository_id)
+    backfill.status, backfill.error, backfill.finished_at = "running", None, None
+    backfill.started_at = backfill.started_at or utcnow()
+    return backfill
+
+
+def _fail(services: Services, repository_id: int, error: str) -> None:
+    with services.db.session() as session:
+        backfill = session.get(Backfill, repository_id)
+        backfill.status, backfill.error = "failed", error
+
+
+async def _import(services: Services, gh: GitHubClient, repository_id: int, full_name: str, page: int,
+                  on_page: Callable[[Progress], None] | None) -> None:
+    config = (await repo_config.load(services, gh, repository_id, full_name)).settings
+    policy = config.policy(services.policy)
+    log.info("backfill of %s from page %d", full_name, page)
+    while True:
+        fetched = await gh.get_page(LIST_URL.format(repo=full_name, per_page=PER_PAGE, page=page))
+        stored = await asyncio.to_thread(_store_page, services, repository_id, fetched.items, config, policy)
+        labelled = await _classify_and_apply(services, gh, stored.work, policy)
+        progress = _advance(services, repository_id, page, fetched, stored.imported, labelled)
+        if on_page is not None:
+            on_page(progress)
+        if progress["status"] == "done":
+            log.info("backfill of %s done: %d issues, %d labelled", full_name, progress["imported"],
+                     progress["labelled"])
+            return
+        page += 1
+
+
+def _store_page(services: Services, repository_id: int, items: list[dict[str, Any]], config: RepoSettings,
+                policy: LabelPolicy) -> _StoredPage:
+    try:
+        return _store_page_once(services, repository_id, items, config, policy)
+    except IntegrityError:  # a webhook delivery stored one of these issues meanwhile; now they are found
+        return _store_page_once(services, repository_id, items, config, policy)
+
+
+def _store_page_once(services: Services, repository_id: int, items: list[dict[str, Any]],
+                     config: RepoSettings, policy: LabelPolicy) -> _StoredPage:
+    issues = [item for item in items if "pull_request" not in item]
+    with services.db.session() as session:
+        repo = session.get(Repository, repository_id)
+        rows = [_store_issue(session, repo, data, policy) for data in issues]
+        predicted = predicted_issue_ids(session, [issue.id for issue in rows], services.classifier.version)
+        work = [_Work(labelling.target_of(issue), _writes_labels(config, issue, policy)) for issue in rows
+                if issue.id not in predicted and _classifies(config, issue)]
+    return _StoredPage(len(issues), work)
+
+
+def _store_issue(session: Session, repo: Repository, data: dict[str, Any], policy: LabelPolicy) -> Issue:
+    issue, created = upsert_issue(session, repo, data)
+    if created:
+        add_issue_event(session, issue, "opened", issue.created_at, None)
+        if issue.closed_at is not None:
+            add_issue_event(session, issue, "closed", issue.closed_at, None)
+        # Humans first, as for an issue opened with the app's labels: the person's labels stand.
+        issue.labels_locked_by_human = any(policy.is_app_label(name) for name in issue.labels)
+    return issue
+
+
+def _classifies(config: RepoSettings, issue: Issue) -> bool:
+    return config.enabled and config.ignore_reason(issue.author_login, issue.author_type, issue.labels) is None
+
+
+def _writes_labels(config: RepoSettings, issue: Issue, policy: LabelPolicy) -> bool:
+    if config.dry_run or issue.labels_locked_by_human or any(policy.is_app_label(n) for n in issue.labels):
+        return False
+    mode = config.backfill.labels
+    return mode == "all" or (mode == "open" and issue.state == "open")
+
+
+async def _classify_and_apply(services: Services, gh: GitHubClient, work: list[_Work], policy: LabelPolicy) -> int:
+    """Predictions for the page's issues in one batch, recorded (and written) one by one; how many got labels."""
+    if not work:
+        return 0
+    predictions = await labelling.classify(services, [item.target.text for item in work])
+    labelled = 0
+    for item, prediction in zip(work, predictions):
+        wanted = await labelling.apply(services, gh, item.target, prediction, policy, write=item.write)
+        labelled += bool(item.write and wanted)
+    return labelled
+
+
+def _advance(services: Services, repository_id: int, page: int, fetched: Page, imported: int,
+             labelled: int) -> Progress:
+    with services.db.session() as session:
+        backfill = session.get(Backfill, repository_id)
+        backfill.next_page = page + 1
+        backfill.last_page = fetched.last_page or (page if fetched.next_page is None else backfill.last_page)
+        backfill.imported += imported
+        backfill.labelled += labelled
+        if fetched.next_page is None:
+            backfill.status, backfill.finished_at = "done", utcnow()
+        return status_json(backfill)
+
+
+# In the service ------------------------------------------------------------------------
+
+_runners: dict[int, BackfillRunner] = {}  # by id() of the Services each serves, in this process
+
+
+def notify(services: Services) -> None:
+    """Backfills were scheduled: the runner of ``services`` (if this process has one) looks now."""
+    runner = _runners.get(id(services))
+    if runner is not None:
+        runner.notify()
+
+
+class BackfillRunner:
+    """Works through interrupted and pending backfills, one at a time, beside the delivery worker.
+
+    It looks at start (resuming what a stopped process left ``running``), when notified,
+    and every ``worker_poll_s`` (backfills scheduled by another process).
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.services.github is None:
+            log.warning("backfills stay pending: %s", DRY_RUN_MESSAGE)
+            return
+        _runners[id(self.services)] = self
+        self._task = asyncio.create_task(self._run(), name="backfill-runner")
+
+    async def stop(self) -> None:
+        _runners.pop(id(self.services), None)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while (repository_id := self._next()) is not None:
+                    await run(self.services, repository_id)
+            except Exception:
+                log.exception("backfill runner error; continuing")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.services.settings.worker_poll_s)
+            except TimeoutError:
+                pass
+
+    def _next(self) -> int | None:
+        with self.services.db.session() as session:
+            return next_backfill(session)
+
+
+# From the command line -----------------------------------------------------------------
+
+async def run_backfill_cli(settings: Settings, full_name: str, progress: bool = True) -> Progress:
+    """``ptm-triage backfill owner/name``: the repository's backfill, run in this process.
+
+    An unfinished backfill resumes; a finished one starts again from the first page
+    (issues and predictions already stored are kept, not doubled). The installation
+    comes from the database, else from ``GET /app/installations``. Returns the status
+    (``status`` is ``failed`` with ``error`` when it did not finish). Raises
+    ``BackfillUnavailable`` in dry-run and ``LookupError`` when no installation of
+    the app covers the repository. Do not run it for a repository whose backfill a
+    running service is working on.
+    """
+    services = build_services(settings)
+    try:
+        if services.github is None:
+            raise BackfillUnavailable(DRY_RUN_MESSAGE)
+        repository_id = await _scheduled_repository(services, services.github, full_name)
+        with tqdm(desc=full_name, unit="page", disable=not progress) as bar:
+            return await run(services, repository_id, on_page=partial(_show, bar))
+    finally:
+        await services.aclose()
+
+
+def _show(bar: tqdm, progress: Progress) -> None:
+    bar.total = progress["last_page"]
+    bar.n = progress["next_page"] - 1
+    bar.set_postfix(imported=progress["imported"], labelled=progress["labelled"])
+
+
+async def _scheduled_repository(services: Services, github: GitHubClientFactory, full_name: str) -> int:
+    with services.db.session() as session:
+        repo = repository_by_name(session, full_name)
+        if repo is not None and repo.installation_id is not None:
+            return _rearm(session, repo)
+    installation, data = await _discover(github, full_name)
+    with services.db.session() as session:
+        upsert_installation(session, installation)
+        return _rearm(session, upsert_repository(session, data, installation["id"]))
+
+
+def _rearm(session: Session, repo: Repository) -> int:
+    backfill = schedule_backfill(session, repo.id, repo.installation_id)
+    if backfill.status == "done":
+        backfill.status, backfill.next_page, backfill.imported, backfill.labelled = "pending", 1, 0, 0
+        backfill.started_at = backfill.finished_at = None
+    return repo.id
+
+
+async def _discover(github: GitHubClientFactory, full_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(installation, repository) JSON of the app's installation that covers ``full_name``."""
+    app = await github.app_client(PATIENT)
+    async for installation in app.getiter("/app/installations"):
+        gh = await github.for_installation(installation["id"], PATIENT)
+        async for repo in gh.getiter("/installation/repositories", iterable_key="repositories"):
+            if repo["full_name"].lower() == full_name.lower():
+                return installation, repo
+    raise LookupError(f"no installation of the GitHub App covers {full_name}: install the app on it first")

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES
+from app.triage.bert import (
+    LABELS,
+    MODEL_FILE,
+    NEVER,
+    BertClassifier,
+    build_model,
+    collate,
+    correct_prior,
+    encode,
+    read_spec,
+    resolve_device,
+    truncate_pair,
+)
+from app.triage.bert_train import BertTrainConfig, best_threshold, reweighted_precision, train_bert
+from app.triage.classifier import Classifier, IssueText
+from app.triage.encoder import BASE_SHA256, BASE_WEIGHTS, BaseWeightsError, base_model_dir, load_base, verify_base
+
+COMMITTED = Path(__file__).resolve().parents[1] / "models" / "bert"
+
+_PTM = [
+    ("CUDA out of memory when loading SDXL", "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB", ["HR"], ["HR1"]),
+    ("torch not compiled with CUDA enabled", "AssertionError: Torch not compiled with CUDA enabled on my GPU", ["HR"], ["HR2"]),
+    ("ImportError: cannot import transformers", "pip install transformers fails with torch 2.1", ["SE"], ["SE2"]),
+    ("Whisper output is blank", "the transcription of the model is empty for every audio file", ["PQ"], ["PQ1"]),
+    ("Please support Llama 3 model", "It would be great to add support for the new model", ["FN"], ["FN1"]),
+    ("checkpoint file missing from hub", "OSError: model.safetensors not found in the model repo", ["RC"], ["RC1"]),
+]
+_OTHER = [
+    ("Navbar CSS broken on mobile", "the menu overlaps the logo on small screens"),
+    ("Typo in README", "there is a typo in the installation section"),
+    ("hello", ""),
+    ("Add dark mode to settings page", "the settings page should follow the system theme"),
+]
+
+
+def _records() -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    for n in range(30):
+        if n % 5 < 3:
+            title, body, themes, subthemes = _PTM[n % len(_PTM)]
+            records.append({"ptm": True, "title": f"{title} #{n}", "body": body, "themes": themes, "subthemes": subthemes})
+        else:
+            title, body = _OTHER[n % len(_OTHER)]
+            records.append({"ptm": False, "title": f"{title} #{n}", "body": body})
+    return [{"url": f"https://github.com/o/r/issues/{n}", "repo": "o/r", **r} for n, r in enumerate(records)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained for one epoch on 30 synthetic issues, from the real base encoder."""
+    root = tmp_path_factory.mktemp("bert")
+    data = root / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in _records()) + "\n", encoding="utf-8")
+    config = BertTrainConfig(batch_size=8, frozen_layers=4, holdout=0.3, dropout_samples=2)
+    return train_bert([data], None, root / "model", epochs=1, seed=1, device="cpu", max_tokens=48, config=config)
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tiny: Path) -> BertClassifier:
+    return BertClassifier.load(tiny, device="cpu", quantize=False)
+
+
+TEXTS = [
+    IssueText("CUDA out of memory", "RuntimeError: CUDA out of memory " * 30),
+    IssueText("short"),
+    IssueText("Whisper output is blank", "empty transcription"),
+    IssueText("a much longer title about a model that fails to load its checkpoint", "OSError " * 5),
+]
+
+
+def test_training_writes_artifact_meta_and_card(tiny: Path) -> None:
+    assert sorted(p.name for p in tiny.iterdir()) == ["MODEL_CARD.md", "meta.json", MODEL_FILE]
+    meta = json.loads((tiny / "meta.json").read_text())
+    classifier = BertClassifier.load(tiny, device="cpu", quantize=False)
+    assert meta["version"] == classifier.version
+    assert classifier.version.startswith("bert-minilm@") and len(classifier.version) == len("bert-minilm@") + 12
+    assert set(meta["thresholds"]) == set(LABELS)
+    assert classifier.version in (tiny / "MODEL_CARD.md").read_text()
+    assert isinstance(classifier, Classifier)
+
+
+def test_save_load_round_trip_gives_identical_predictions(tiny: Path, tiny_fp32: BertClassifier, tmp_path: Path) -> None:
+    tiny_fp32.save(tmp_path)
+    again = BertClassifier.load(tmp_path, device="cpu", quantize=False)
+    assert again.version == tiny_fp32.version
+    assert again.predict(TEXTS) == tiny_fp32.predict(TEXTS)
+
+
+def test_predictions_follow_input_order_under_length_sorting(tiny_fp32: BertClassifier) -> None:
+    together = tiny_fp32.scores(TEXTS, batch_size=2)
+    alone = np.vstack([tiny_fp32.scores([t]) for t in TEXTS])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    predictions = tiny_fp32.predict(TEXTS)
+    assert len(predictions) == len(TEXTS)
+    for prediction in predictions:
+        assert set(prediction.theme_scores) == set(THEME_CODES)
+        assert set(prediction.subtheme_scores) == set(SUBTHEME_CODES)
+        assert 0.0 <= prediction.ptm_score <= 1.0
+
+
+def test_predict_iter_streams_in_order(tiny_fp32: BertClassifier) -> None:
+    pulled = 0
+
+    def texts():
+        nonlocal pulled
+        for n in range(50):
+            pulled += 1
+            yield TEXTS[n % len(TEXTS)]
+
+    stream = tiny_fp32.predict_iter(texts(), batch_size=2)
+    first = next(stream)
+    assert pulled <= 16  # one window of batch_size * SORT_WINDOW, not all 50
+    rest = list(stream)
+    expected = tiny_fp32.predict([TEXTS[n % len(TEXTS)] for n in range(50)])
+    assert [p.ptm_score for p in [first, *rest]] == pytest.approx([p.ptm_score for p in expected], abs=1e-5)
+
+
+def test_quantized_cpu_path_is_close_to_float32(tiny: Path, tiny_fp32: BertClassifier) -> None:
+    int8 = BertClassifier.load(tiny, device="cpu")
+    assert int8.quantized and not tiny_fp32.quantized
+    np.testing.assert_allclose(int8.scores(TEXTS), tiny_fp32.scores(TEXTS), atol=0.1)
+
+
+def test_cached_split_forward_matches_the_full_model(tiny: Path) -> None:
+    model, tokenizer, spec = build_model((tiny / MODEL_FILE).read_bytes())
+    batch = collate(encode(tokenizer, TEXTS, spec.max_tokens), torch.device("cpu"))
+    with torch.inference_mode():
+        full = model(**batch)
+        split = model.heads(model.top(model.bottom(**batch), batch["attention_mask"]))
+    torch.testing.assert_close(full, split, atol=1e-5, rtol=1e-4)
+
+
+def test_prior_correction_moves_the_ptm_score(tiny: Path, tiny_fp32: BertClassifier) -> None:
+    low = BertClassifier.load(tiny, device="cpu", quantize=False, ptm_prior=0.2)
+    base = tiny_fp32.predict(TEXTS)
+    corrected = low.predict(TEXTS)
+    share = tiny_fp32.spec.train_ptm_share
+    for b, c in zip(base, corrected, strict=True):
+        assert c.ptm_score == pytest.approx(correct_prior(b.ptm_score, 0.2, share), abs=1e-9)
+        assert c.extra["ptm_score_at_training_share"] == pytest.approx(b.ptm_score)
+        assert c.theme_scores == b.theme_scores
+    with pytest.raises(ValueError):
+        BertClassifier.load(tiny, device="cpu", ptm_prior=1.0)
+
+
+def test_prior_correction_math() -> None:
+    assert correct_prior(0.3, 0.6, 0.6) == pytest.approx(0.3)
+    # p = 0.5 at a 60% training share, deployed at 20%: odds 1 * (0.2/0.8) / (0.6/0.4) = 1/6
+    assert correct_prior(0.5, 0.2, 0.6) == pytest.approx(1 / 7)
+    p = np.array([0.0, 0.25, 0.9, 1.0])
+    corrected = correct_prior(p, 0.1, 0.5)
+    odds = p[1:3] / (1 - p[1:3])
+    np.testing.assert_allclose(corrected[1:3] / (1 - corrected[1:3]), odds * (0.1 / 0.9), rtol=1e-12)
+    assert corrected[0] == 0.0 and corrected[3] == 1.0
+    with pytest.raises(ValueError):
+        correct_prior(0.5, 0.0, 0.6)
+
+
+def test_truncation_keeps_the_title_and_the_head_and_tail_of_the_body() -> None:
+    title, body = list(range(10)), list(range(100, 400))
+    kept_title, kept_body = truncate_pair(title, body, 64)
+    assert kept_title == title
+    assert len(kept_title) + len(kept_body) + 3 == 64
+    assert kept_body[:30] == body[:30] and kept_body[-10:] == body[-10:]
+    assert truncate_pair(list(range(100)), [], 64) == (list(range(62)), [])
+    long_title, kept = truncate_pair(list(range(100)), body, 64)
+    assert long_title == list(range(16)) and len(kept) == 64 - 3 - 16
+    assert truncate_pair(title, [1, 2], 64) == (title, [1, 2])
+
+
+def test_encode_puts_title_first_and_marks_the_body_segment() -> None:
+    _, tokenizer = load_base()
+    [(ids, first)] = encode(tokenizer, [IssueText("CUDA OOM", "word " * 500)], 32)
+    assert len(ids) == 32
+    assert tokenizer.decode(ids[1 : first - 1]) == "cuda oom"
+    assert ids[0] == tokenizer.cls_token_id and ids[first - 1] == ids[-1] == tokenizer.sep_token_id
+    batch = collate([(ids, first)], torch.device("cpu"))
+    assert batch["token_type_ids"][0, first:].eq(1).all() and batch["token_type_ids"][0, :first].eq(0).all()
+
+
+def test_tampered_base_weights_are_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "base"
+    shutil.copytree(base_model_dir(), copy)
+    assert verify_base(copy) == BASE_SHA256
+    weights = copy / BASE_WEIGHTS
+    with weights.open("r+b") as handle:
+        handle.seek(1000)
+        byte = handle.read(1)
+        handle.seek(1000)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(BaseWeightsError) as error:
+        load_base(copy)
+    message = str(error.value)
+    assert str(weights) in message and BASE_SHA256 in message and "actual" in message
+    weights.unlink()
+    with pytest.raises(BaseWeightsError, match="not found"):
+        verify_base(copy)
+
+
+def test_artifact_header_is_checked() -> None:
+    with pytest.raises(ValueError, match="not a bert artifact"):
+        read_spec(len(b"{}").to_bytes(8, "little") + b"{}")
+
+
+def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTM_TRIAGE_DEVICE", "cpu")
+    assert resolve_device() == torch.device("cpu")
+    monkeypatch.delenv("PTM_TRIAGE_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device().type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def test_threshold_tuning_and_reweighted_precision() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    truth = np.array([1, 1, 0, 0, 0])
+    assert 0.7 < best_threshold(scores, truth) <= 0.8
+    assert best_threshold(scores, np.zeros(5)) == NEVER
+    assert best_threshold(np.array([0.9, 0.1]), np.array([0, 1]), min_precision=0.7) == NEVER
+    # 2 hits, 1 false alarm among 3 negatives; at a 20% share negatives weigh 4 * 2/3 each
+    assert reweighted_precision(truth, np.array([1, 1, 1, 0, 0], dtype=bool), 0.2) == pytest.approx(2 / (2 + 8 / 3), abs=1e-4)
+
+
+def test_committed_artifact_predicts_sensibly() -> None:
+    assert (COMMITTED / MODEL_FILE).stat().st_size <= 25 * 1024 * 1024
+    classifier = BertClassifier.load(COMMITTED, device="cpu")
+    oom, css = classifier.predict(
+        [
+            IssueText(
+                "CUDA out of memory when generating with SDXL",
+                "torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 1.50 GiB "
+                "(GPU 0; 8.00 GiB total capacity). It worked before the update.",
+            ),
+            IssueText("Footer links are misaligned on the about page", "The CSS grid breaks below 600px width."),
+        ]
+    )
+    assert oom.ptm and "HR" in oom.themes
+    assert oom.model == classifier.version
+    assert not css.ptm and css.ptm_score < oom.ptm_score
+    meta = json.loads((COMMITTED / "meta.json").read_text())
+    assert meta["version"] == classifier.version
