@@ -41,7 +41,7 @@ from app.services import Services, build_services
 from app.store.models import Backfill, Issue, Repository, utcnow
 from app.store.queries import (
     add_issue_event, backfills, next_backfill, predicted_issue_ids, repository_by_name, schedule_backfill,
-    upsert_installation, upsert_issue, upsert_repository,
+    upsert_installation, upsert_issues, upsert_repository,
 )
 from app.triage.labels import LabelPolicy
 
@@ -161,16 +161,15 @@ def _store_page_once(services: Services, repository_id: int, items: list[dict[st
                      config: RepoSettings, policy: LabelPolicy) -> _StoredPage:
     issues = [item for item in items if "pull_request" not in item]
     with services.db.session() as session:
-        repo = session.get(Repository, repository_id)
-        rows = [_store_issue(session, repo, data, policy) for data in issues]
+        rows = [_track(session, issue, created, policy)
+                for issue, created in upsert_issues(session, session.get(Repository, repository_id), issues)]
         predicted = predicted_issue_ids(session, [issue.id for issue in rows], services.classifier.version)
         work = [_Work(labelling.target_of(issue), _writes_labels(config, issue, policy)) for issue in rows
                 if issue.id not in predicted and _classifies(config, issue)]
     return _StoredPage(len(issues), work)
 
 
-def _store_issue(session: Session, repo: Repository, data: dict[str, Any], policy: LabelPolicy) -> Issue:
-    issue, created = upsert_issue(session, repo, data)
+def _track(session: Session, issue: Issue, created: bool, policy: LabelPolicy) -> Issue:
     if created:
         add_issue_event(session, issue, "opened", issue.created_at, None)
         if issue.closed_at is not None:

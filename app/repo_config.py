@@ -164,7 +164,7 @@ async def _fetch(gh: GitHubAPI, full_name: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _interpret(row: RepoConfig, default: LabelPolicy) -> LoadedConfig:
+def interpret(row: RepoConfig, default: LabelPolicy) -> LoadedConfig:
     if row.text is None:
         return LoadedConfig(RepoSettings(), None)
     if row.text.startswith("\0"):
@@ -183,13 +183,13 @@ async def load(services: Services, gh: GitHubAPI | None, repository_id: int, ful
         row = session.get(RepoConfig, repository_id)
         fresh = row is not None and utcnow() - row.fetched_at < CACHE_TTL
         if fresh:
-            return _interpret(row, services.policy)
+            return interpret(row, services.policy)
     fetched = await _fetch(gh, full_name)
     with services.db.session() as session:
         row = session.get(RepoConfig, repository_id) or RepoConfig(repository_id=repository_id)
         row.source, row.sha, row.text = fetched if fetched else (None, None, None)
         row.fetched_at = utcnow()
-        loaded = _interpret(row, services.policy)
+        loaded = interpret(row, services.policy)
         row.error = loaded.error
         session.merge(row)
     if loaded.error:

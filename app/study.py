@@ -78,7 +78,7 @@ def run_study(input_path: Path, output_dir: Path, classifier: Classifier | None,
         "classified": len(pending),
         "model": classifier.version if pending and classifier is not None else None,
         "seed": seed,
-        "raw": compute_stats(records),
+        "raw": compute_stats(records, now=latest_moment(records)),
         "balanced": balanced_comparison(records, seed=seed),
         "figures": [FIGURE_GROUPS, FIGURE_THEMES],
     }
@@ -88,6 +88,13 @@ def run_study(input_path: Path, output_dir: Path, classifier: Classifier | None,
     (output_dir / REPORT_MD).write_text(report_markdown(result), encoding="utf-8")
     write_figures(result["balanced"]["pooled"], output_dir)
     return result
+
+
+def latest_moment(records: Sequence[IssueRecord]) -> datetime | None:
+    """The last creation or closure in the data: open issues' ages are taken then, so a report
+    on the same file is the same whatever day it is written."""
+    moments = [m for r in records for m in (r.created, r.closed) if m is not None]
+    return max(moments, default=None)
 
 
 # Input

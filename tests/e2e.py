@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.config import Settings
 from app.github.simulator import GitHubSimulator
@@ -35,6 +36,7 @@ POLICY = LabelPolicy()
 class Stack:
     sim: GitHubSimulator
     url: str
+    app: FastAPI | None = None
 
     def send(self, event: str, payload: dict, delivery: str | None = None) -> httpx.Response:
         body = json.dumps(payload).encode()
@@ -93,8 +95,9 @@ def settings_for(
 
 @pytest.fixture
 def stack(settings_for: Callable[..., Settings], simulator: GitHubSimulator) -> Iterator[Stack]:
-    with serve(create_app(settings_for())) as url:
-        s = Stack(simulator, url)
+    app = create_app(settings_for())
+    with serve(app) as url:
+        s = Stack(simulator, url, app)
         assert s.send("installation", simulator.installation_payload("created", INSTALLATION)).status_code == 202
         s.settle()
         yield s

@@ -150,3 +150,24 @@ def test_github_failing_once_is_retried(settings_for: Callable[..., Settings], s
             time.sleep(0.2)
         assert POLICY.ptm_label in stack.labels_on(number)
         assert any(x.status == 502 for x in simulator.exchanges)
+
+
+def test_stats_switches_and_the_balanced_method(stack: Stack) -> None:
+    numbers = [open_issue(stack, PTM_TITLE, PTM_BODY, created_days_ago=d) for d in (3, 8, 20)]
+    numbers += [open_issue(stack, OTHER_TITLE, OTHER_BODY, created_days_ago=d) for d in (1, 2, 4)]
+    open_issue(stack, OTHER_TITLE, OTHER_BODY, created_days_ago=6, user="ci[bot]", user_type="Bot")
+    for number in numbers:
+        reason = "not_planned" if number == numbers[2] else "completed"
+        stack.sim.set_issue_state(REPO, number, "closed", reason)
+        stack.send("issues", stack.sim.issues_payload("closed", REPO, number, INSTALLATION))
+    stack.settle()
+
+    everything = stack.get("/api/stats", repo=REPO)["overall"]
+    # The bot's issue is left unclassified (repositories ignore bots by default) and is still open.
+    assert everything["ptm"]["days"] == [3, 8, 20] and everything["open"]["unclassified"] == 1
+    assert everything["open_age"]["unclassified"]["days"] == [6]
+    planned = stack.get("/api/stats", repo=REPO, include_not_planned="false", include_bots="false")["overall"]
+    assert planned["ptm"]["days"] == [3, 8] and planned["excluded"] == {"not_planned": 1, "bots": 1}
+    balanced = stack.get("/api/stats", repo=REPO, method="balanced")
+    assert balanced["method"] == "balanced" and balanced["pooled"]["n_per_group"] == 3
+    assert httpx.get(f"{stack.url}/api/stats", params={"method": "median"}).status_code == 422

@@ -7,11 +7,13 @@ import pytest
 from scipy import stats as scipy_stats
 
 from app.stats.resolution import (
+    Filters,
     MIN_GROUP,
     MIN_THEME_GROUP,
     IssueRecord,
     cliffs_delta,
     compute_stats,
+    describe,
     resolution_days,
 )
 from app.taxonomy import THEME_CODES
@@ -197,7 +199,7 @@ def test_repo_filter_and_per_repository_groups():
 def test_empty_input():
     stats = compute_stats([])
     assert stats["repositories"] == {}
-    assert stats["overall"]["ptm"] == {"n": 0, "mean": None, "median": None, "max": None, "days": []}
+    assert stats["overall"]["ptm"] == {"n": 0, "mean": None, "median": None, "p90": None, "max": None, "days": []}
     assert stats["overall"]["mann_whitney"]["p"] is None
     assert stats["overall"]["kruskal_wallis"]["groups"] == 0
 
@@ -220,3 +222,38 @@ def test_kruskal_counts_the_times_it_tests():
     records = [closed_after(d, themes=("MU", "PQ"), number=d) for d in range(MIN_THEME_GROUP)]
     records.append(closed_after(9, themes=("HR",), number=99))  # HR has too few issues to take part
     assert compute_stats(records)["overall"]["kruskal_wallis"]["n"] == 2 * MIN_THEME_GROUP
+
+
+def test_p90_matches_numpy():
+    rng = np.random.default_rng(7)
+    for size in (1, 2, 5, 10, 101):
+        days = rng.integers(0, 400, size).tolist()
+        assert describe(days)["p90"] == pytest.approx(np.percentile(days, 90))
+
+
+def _record(number, days, *, ptm=True, reason="completed", bot=False, closed=True):
+    created = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    return IssueRecord("o/r", number, created, created + timedelta(days=days) if closed else None, ptm,
+                       closed_reason=reason if closed else None, author_is_bot=bot)
+
+
+def test_by_default_every_closed_issue_counts_and_switches_leave_some_out():
+    records = [_record(1, 5), _record(2, 50, reason="not_planned"), _record(3, 9, bot=True),
+               _record(4, 1, ptm=False), _record(5, 0, ptm=False, bot=True, reason="not_planned")]
+    everything = compute_stats(records)["overall"]
+    assert everything["ptm"]["days"] == [5, 9, 50] and everything["non_ptm"]["days"] == [0, 1]
+    assert everything["excluded"] == {"not_planned": 0, "bots": 0}
+    planned = compute_stats(records, filters=Filters(include_not_planned=False))["overall"]
+    assert planned["ptm"]["days"] == [5, 9] and planned["non_ptm"]["days"] == [1]
+    humans = compute_stats(records, filters=Filters(include_not_planned=False, include_bots=False))["overall"]
+    assert humans["ptm"]["days"] == [5] and humans["excluded"] == {"not_planned": 1, "bots": 2}
+
+
+def test_open_issues_count_apart_with_their_age_so_far():
+    now = datetime(2024, 1, 11, 12, tzinfo=timezone.utc)
+    records = [_record(1, 3), _record(2, 0, closed=False), _record(3, 0, ptm=False, closed=False),
+               _record(4, 0, ptm=None, closed=False)]
+    group = compute_stats(records, now=now)["overall"]
+    assert group["open"] == {"ptm": 1, "non_ptm": 1, "unclassified": 1}
+    assert group["open_age"]["ptm"]["days"] == [10] and group["open_age"]["non_ptm"]["days"] == [10]
+    assert group["ptm"]["days"] == [3], "open issues never mix with resolution times"

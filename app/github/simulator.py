@@ -232,6 +232,17 @@ class GitHubSimulator:
         self.state.set_issue_labels(repo, repo.issues[number], names)
         return self.state.issue_json(repo, repo.issues[number])
 
+    def add_comment(self, full_name: str, number: int, body: str, user: str = "octocat") -> dict[str, Any]:
+        repo = self._state_repo(full_name)
+        issue = repo.issues[number]
+        return self.state.comment_json(repo, issue, self.state.add_comment(issue, body, user))
+
+    def rename_label(self, full_name: str, old: str, new: str) -> None:
+        label = self._state_repo(full_name).label_named(old)
+        if label is None:
+            raise KeyError(f"no label {old!r} in {full_name}")
+        label.name = new
+
     def repo_labels(self, full_name: str) -> list[dict[str, Any]]:
         repo = self._state_repo(full_name)
         return [self.state.label_json(repo, lb) for lb in repo.labels.values()]
@@ -277,6 +288,29 @@ class GitHubSimulator:
         return {"action": action, "issue": self.state.issue_json(repo, issue),
                 "comment": self.state.comment_json(repo, issue, comment),
                 **self._payload_context(repo, comment.user, installation_id)}
+
+    def push_payload(self, full_name: str, installation_id: int, changed: list[str],
+                     ref: str | None = None) -> dict[str, Any]:
+        """A ``push`` to the default branch (or ``ref``) whose one commit modified ``changed``."""
+        repo = self._state_repo(full_name)
+        commit = {"id": "0" * 40, "message": "update", "added": [], "removed": [], "modified": changed}
+        context = self._payload_context(repo, "octocat", installation_id)
+        context["repository"] = {**context["repository"], "default_branch": "main"}
+        return {"ref": ref or "refs/heads/main", "before": "1" * 40, "after": "0" * 40,
+                "commits": [commit], "head_commit": commit, **context}
+
+    def label_payload(self, action: str, full_name: str, name: str, installation_id: int,
+                      changes: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A ``label`` event (``edited`` with ``changes`` like ``{"name": {"from": old}}``)."""
+        repo = self._state_repo(full_name)
+        label = repo.label_named(name)
+        if label is None:
+            raise KeyError(f"no label {name!r} in {full_name}")
+        payload = {"action": action, "label": self.state.label_json(repo, label),
+                   **self._payload_context(repo, "octocat", installation_id)}
+        if changes is not None:
+            payload["changes"] = changes
+        return payload
 
     def installation_payload(self, action: str, installation_id: int) -> dict[str, Any]:
         inst = self.state.installations[installation_id]

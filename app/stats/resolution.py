@@ -9,7 +9,13 @@ takes 1 day (the paper: "closed on the same day ... its resolution time is
 zero"). Naive datetimes are taken to be UTC.
 
 Groups of days (``DESC``) keep the sorted list of days so that the dashboard
-can draw box plots from them; ``mean`` / ``median`` are unrounded floats.
+can draw box plots from them; ``mean`` / ``median`` / ``p90`` are unrounded
+floats (``p90`` interpolated like numpy's default percentile). Open issues are
+counted apart, with their age so far in the same whole days.
+
+By default every closed issue counts, the paper's definition. ``Filters`` can
+leave out issues closed as "not planned" and issues opened by bots; what they
+left out is counted under ``excluded``.
 The tests follow the paper: a one-sided Mann-Whitney U test (PTM resolution
 times greater than non-PTM, ``scipy.stats.mannwhitneyu`` with its default
 method) with Cliff's delta as effect size, and a Kruskal-Wallis H test across
@@ -75,6 +81,8 @@ class IssueRecord:
     themes: tuple[str, ...] = ()
     type: str | None = None
     subthemes: tuple[str, ...] = ()
+    closed_reason: str | None = None  # GitHub's state_reason: completed, not_planned, ...
+    author_is_bot: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created", as_utc(self.created))
@@ -93,14 +101,37 @@ class IssueRecord:
         return None if self.closed is None else resolution_days(self.created, self.closed)
 
 
+@dataclass(frozen=True)
+class Filters:
+    include_not_planned: bool = True
+    include_bots: bool = True
+
+    def exclusion(self, record: IssueRecord) -> str | None:
+        """Why ``record`` is left out, or None when it counts."""
+        if not self.include_bots and record.author_is_bot:
+            return "bots"
+        if not self.include_not_planned and record.closed is not None and record.closed_reason == "not_planned":
+            return "not_planned"
+        return None
+
+
+def percentile(ordered: Sequence[int], q: float) -> float:
+    """The ``q``-th fraction of sorted values, interpolated linearly (numpy's default)."""
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
 def describe(days: Iterable[int]) -> dict[str, Any]:
     values = sorted(days)
     if not values:
-        return {"n": 0, "mean": None, "median": None, "max": None, "days": []}
+        return {"n": 0, "mean": None, "median": None, "p90": None, "max": None, "days": []}
     return {
         "n": len(values),
         "mean": statistics.fmean(values),
         "median": float(statistics.median(values)),
+        "p90": float(percentile(values, 0.9)),
         "max": values[-1],
         "days": values,
     }
@@ -168,17 +199,27 @@ def kruskal_wallis(theme_days: dict[str, Sequence[int]]) -> dict[str, Any]:
     return result
 
 
-def group_stats(records: Iterable[IssueRecord]) -> dict[str, Any]:
-    """The GROUP block of :func:`compute_stats` for ``records``."""
+GROUP_OF = {True: "ptm", False: "non_ptm", None: "unclassified"}
+
+
+def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
+                now: datetime | None = None) -> dict[str, Any]:
+    """The GROUP block of :func:`compute_stats` for ``records``; open ages are taken at ``now``."""
+    today = as_utc(now or datetime.now(timezone.utc))
     ptm: list[int] = []
     non_ptm: list[int] = []
     themes: dict[str, list[int]] = {code: [] for code in THEME_CODES}
     unclassified_closed = 0
-    open_counts = {"ptm": 0, "non_ptm": 0, "unclassified": 0}
+    open_ages: dict[str, list[int]] = {group: [] for group in GROUP_OF.values()}
+    excluded = {"not_planned": 0, "bots": 0}
     for record in records:
+        reason = filters.exclusion(record)
+        if reason:
+            excluded[reason] += 1
+            continue
         days = record.days
         if days is None:
-            open_counts[{True: "ptm", False: "non_ptm", None: "unclassified"}[record.ptm]] += 1
+            open_ages[GROUP_OF[record.ptm]].append(max(0, (today.date() - record.created.date()).days))
         elif record.ptm is None:
             unclassified_closed += 1
         elif record.ptm:
@@ -191,14 +232,17 @@ def group_stats(records: Iterable[IssueRecord]) -> dict[str, Any]:
         "ptm": describe(ptm),
         "non_ptm": describe(non_ptm),
         "unclassified_closed": unclassified_closed,
-        "open": open_counts,
+        "open": {group: len(ages) for group, ages in open_ages.items()},
+        "open_age": {group: describe(ages) for group, ages in open_ages.items()},
+        "excluded": excluded,
         "mann_whitney": mann_whitney(ptm, non_ptm),
         "kruskal_wallis": kruskal_wallis(themes),
         "themes": {code: describe(days) for code, days in themes.items()},
     }
 
 
-def compute_stats(records: Iterable[IssueRecord], repo: str | None = None) -> dict[str, Any]:
+def compute_stats(records: Iterable[IssueRecord], repo: str | None = None, *,
+                  filters: Filters = Filters(), now: datetime | None = None) -> dict[str, Any]:
     """Statistics overall and per repository (sorted by name).
 
     With ``repo`` only that repository's records count (compared
@@ -211,6 +255,7 @@ def compute_stats(records: Iterable[IssueRecord], repo: str | None = None) -> di
         by_repo.setdefault(record.repo, []).append(record)
     return {
         "repo": repo,
-        "overall": group_stats(chosen),
-        "repositories": {name: group_stats(by_repo[name]) for name in sorted(by_repo)},
+        "filters": {"include_not_planned": filters.include_not_planned, "include_bots": filters.include_bots},
+        "overall": group_stats(chosen, filters, now),
+        "repositories": {name: group_stats(by_repo[name], filters, now) for name in sorted(by_repo)},
     }

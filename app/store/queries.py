@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -144,7 +144,23 @@ def find_issue(session: Session, repository_id: int, number: int) -> Issue | Non
 
 def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any]) -> tuple[Issue, bool]:
     """Create or refresh an issue from a GitHub issue object; True when it was new."""
-    issue = find_issue(session, repo.id, data["number"])
+    issue, created = _refresh_issue(session, repo, find_issue(session, repo.id, data["number"]), data)
+    session.flush()
+    return issue, created
+
+
+def upsert_issues(session: Session, repo: Repository, items: Sequence[Mapping[str, Any]]) -> list[tuple[Issue, bool]]:
+    """``upsert_issue`` for many issues of one repository, with one query for those stored already."""
+    numbers = [data["number"] for data in items]
+    stored = session.scalars(select(Issue).where(Issue.repository_id == repo.id, Issue.number.in_(numbers)))
+    existing = {issue.number: issue for issue in stored}
+    rows = [_refresh_issue(session, repo, existing.get(data["number"]), data) for data in items]
+    session.flush()
+    return rows
+
+
+def _refresh_issue(session: Session, repo: Repository, issue: Issue | None,
+                   data: Mapping[str, Any]) -> tuple[Issue, bool]:
     created = issue is None
     if issue is None:
         issue = Issue(
@@ -163,7 +179,6 @@ def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any]) ->
         issue.state = data.get("state") or "open"
         issue.closed_at = parse_github_time(data.get("closed_at")) if issue.state == "closed" else None
         issue.state_reason = data.get("state_reason")
-    session.flush()
     return issue, created
 
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from app import repo_config
 from app.stats.comparison import balanced_comparison
-from app.stats.resolution import IssueRecord, compute_stats, resolution_days
-from app.store.models import Issue, Prediction, Repository
-from app.store.queries import delivery_counts, latest_predictions, repository_by_name, tracked_issues
+from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution_days
+from app.store.models import Issue, Prediction, RepoConfig, Repository
+from app.store.queries import (
+    delivery_counts,
+    latest_predictions,
+    repository_by_name,
+    tracked_issues,
+)
 from app.taxonomy import SUBTHEMES, theme_of
 from app.triage.labels import LabelPolicy
 
@@ -44,7 +50,8 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
         repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
         closed=issue.closed_at, ptm=ptm, themes=themes,
         subthemes=tuple(c for c in subthemes if theme_of(c) in themes),
-        type=policy.issue_type(issue.labels),
+        type=policy.issue_type(issue.labels), closed_reason=issue.state_reason,
+        author_is_bot=issue.author_type == "Bot" or (issue.author_login or "").endswith("[bot]"),
     )
 
 
@@ -104,17 +111,31 @@ Method = Literal["raw", "balanced"]
 METHOD_HELP = "raw: every closed issue; balanced: the paper's method (equal PTM and non-PTM samples per repository)"
 
 
+def stats_filters(
+    include_not_planned: bool = Query(True, description="count issues closed as not planned"),
+    include_bots: bool = Query(True, description="count issues opened by bots"),
+) -> Filters:
+    """Which closed issues count; by default every one, the paper's definition."""
+    return Filters(include_not_planned=include_not_planned, include_bots=include_bots)
+
+
+def balanced(records: list[IssueRecord], filters: Filters, seed: int, repo: str | None) -> dict[str, Any]:
+    kept = [r for r in records if filters.exclusion(r) is None]
+    return balanced_comparison(kept, seed=seed, repo=repo)
+
+
 @router.get("/api/stats")
 async def stats(
     request: Request,
     repo: str | None = Query(None, description="owner/name"),
     method: Method = Query("raw", description=METHOD_HELP),
     seed: int = Query(0, description="sampling seed of the balanced method"),
+    filters: Filters = Depends(stats_filters),
 ) -> dict[str, Any]:
     name, records = await run_in_threadpool(issue_records, request.app.state.services, repo)
     if method == "balanced":
-        return balanced_comparison(records, seed=seed, repo=name)
-    return compute_stats(records, repo=name)
+        return balanced(records, filters, seed, name)
+    return compute_stats(records, repo=name, filters=filters)
 
 
 @router.get("/api/issues")
@@ -135,6 +156,27 @@ async def issues(
             return {
                 "total": len(tracked), "limit": limit, "offset": offset,
                 "issues": [_issue_json(i, predictions.get(i.id)) for i in page],
+            }
+
+    return await run_in_threadpool(read)
+
+
+@router.get("/api/config")
+async def config(request: Request, repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
+    """The configuration in force for a repository, where it came from, and what was wrong with it."""
+    services = request.app.state.services
+
+    def read() -> dict[str, Any]:
+        with services.db.session() as session:
+            found = _repository(session, repo)
+            row = session.get(RepoConfig, found.id)
+            loaded = repo_config.interpret(row, services.policy) if row else None
+            return {
+                "repo": found.full_name,
+                "source": loaded.source if loaded else None,
+                "error": loaded.error if loaded else None,
+                "fetched_at": row.fetched_at.isoformat() if row else None,
+                "settings": (loaded.settings if loaded else repo_config.RepoSettings()).model_dump(),
             }
 
     return await run_in_threadpool(read)

@@ -165,8 +165,7 @@ def _row(cells: Sequence[str]) -> str:
 
 
 def _desc_cells(desc: dict[str, Any]) -> list[str]:
-    return [f"<td>{fmt_number(desc['n'])}</td>", f"<td>{fmt_number(desc['mean'])}</td>",
-            f"<td>{fmt_number(desc['median'])}</td>", f"<td>{fmt_number(desc['max'])}</td>"]
+    return [f"<td>{fmt_number(desc[key])}</td>" for key in ("n", "mean", "median", "p90", "max")]
 
 
 def _summary_table(group: dict[str, Any]) -> str:
@@ -175,11 +174,11 @@ def _summary_table(group: dict[str, Any]) -> str:
         _row(["<td>PTM</td>", *_desc_cells(group["ptm"]), f"<td>{opened['ptm']}</td>"]),
         _row(["<td>non-PTM</td>", *_desc_cells(group["non_ptm"]), f"<td>{opened['non_ptm']}</td>"]),
         _row(["<td>not classified yet</td>", f"<td>{group['unclassified_closed']}</td>",
-              "<td>—</td>", "<td>—</td>", "<td>—</td>", f"<td>{opened['unclassified']}</td>"]),
+              "<td>—</td>", "<td>—</td>", "<td>—</td>", "<td>—</td>", f"<td>{opened['unclassified']}</td>"]),
     ]
     return (
         '<table class="summary"><thead><tr><th>Issues</th><th>Closed</th><th>Mean days</th>'
-        "<th>Median days</th><th>Max days</th><th>Open</th></tr></thead><tbody>"
+        "<th>Median days</th><th>90th pct days</th><th>Max days</th><th>Open</th></tr></thead><tbody>"
         + "".join(rows) + "</tbody></table>"
     )
 
@@ -191,7 +190,8 @@ def _theme_table(themes: dict[str, dict[str, Any]]) -> str:
     ]
     return (
         '<table class="themes"><thead><tr><th>Code</th><th>Theme</th><th>Closed</th><th>Mean days</th>'
-        "<th>Median days</th><th>Max days</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>Median days</th><th>90th pct days</th><th>Max days</th></tr></thead><tbody>"
+        + "".join(rows) + "</tbody></table>"
     )
 
 
