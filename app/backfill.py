@@ -33,15 +33,23 @@ from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from app import labelling, repo_config
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.github.client import PATIENT, GitHubClient, GitHubClientFactory, Page
 from app.labelling import Target
 from app.repo_config import RepoSettings
 from app.services import Services, build_services
 from app.store.models import Backfill, Issue, Repository, utcnow
 from app.store.queries import (
-    add_issue_event, backfills, next_backfill, predicted_issue_ids, repository_by_name, schedule_backfill,
-    upsert_installation, upsert_issues, upsert_repository,
+    add_issue_event,
+    add_missing_issues,
+    backfills,
+    issues_labelled_by_app,
+    next_backfill,
+    predicted_issue_ids,
+    repository_by_name,
+    schedule_backfill,
+    upsert_installation,
+    upsert_repository,
 )
 from app.triage.labels import LabelPolicy
 
@@ -57,8 +65,8 @@ DRY_RUN_MESSAGE = (
 Progress = dict[str, Any]
 
 
-class BackfillUnavailable(RuntimeError):
-    """There is no GitHub API to read issues from."""
+class BackfillUnavailable(ConfigError):
+    """There is no GitHub API to read issues from (dry-run: no credentials)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +77,7 @@ class _Work:
 
 @dataclass(frozen=True)
 class _StoredPage:
-    imported: int
+    issue_ids: list[int]
     work: list[_Work]
 
 
@@ -111,10 +119,15 @@ async def run(services: Services, repository_id: int, on_page: Callable[[Progres
         gh = await services.github.for_installation(installation_id, PATIENT)
         await _import(services, gh, repository_id, full_name, page, on_page)
     except Exception as exc:
-        log.exception("backfill of %s failed at page %s", full_name, page)
-        _fail(services, repository_id, f"{type(exc).__name__}: {exc}")
+        log.exception("backfill of %s failed", full_name)
+        _fail(services, repository_id, _describe(exc))
     (progress,) = statuses(services, repository_id)
     return progress
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' ({int(status)})' if status else ''}: {exc}"
 
 
 def _start(session: Session, repository_id: int) -> Backfill:
@@ -132,14 +145,15 @@ def _fail(services: Services, repository_id: int, error: str) -> None:
 
 async def _import(services: Services, gh: GitHubClient, repository_id: int, full_name: str, page: int,
                   on_page: Callable[[Progress], None] | None) -> None:
-    config = (await repo_config.load(services, gh, repository_id, full_name)).settings
-    policy = config.policy(services.policy)
     log.info("backfill of %s from page %d", full_name, page)
+    config: RepoSettings | None = None  # read with the first issue: an empty repository leaves no cached file
     while True:
         fetched = await gh.get_page(LIST_URL.format(repo=full_name, per_page=PER_PAGE, page=page))
-        stored = await asyncio.to_thread(_store_page, services, repository_id, fetched.items, config, policy)
-        labelled = await _classify_and_apply(services, gh, stored.work, policy)
-        progress = _advance(services, repository_id, page, fetched, stored.imported, labelled)
+        issue_ids: list[int] = []
+        if fetched.items:
+            config = config or (await repo_config.load(services, gh, repository_id, full_name)).settings
+            issue_ids = await _import_page(services, gh, repository_id, fetched.items, config)
+        progress = _advance(services, repository_id, page, fetched, issue_ids)
         if on_page is not None:
             on_page(progress)
         if progress["status"] == "done":
@@ -147,6 +161,15 @@ async def _import(services: Services, gh: GitHubClient, repository_id: int, full
                      progress["labelled"])
             return
         page += 1
+
+
+async def _import_page(services: Services, gh: GitHubClient, repository_id: int, items: list[dict[str, Any]],
+                       config: RepoSettings) -> list[int]:
+    """Store, classify and label one page's issues; their ids."""
+    policy = config.policy(services.policy)
+    stored = await asyncio.to_thread(_store_page, services, repository_id, items, config, policy)
+    await _classify_and_apply(services, gh, stored.work, policy)
+    return stored.issue_ids
 
 
 def _store_page(services: Services, repository_id: int, items: list[dict[str, Any]], config: RepoSettings,
@@ -162,11 +185,11 @@ def _store_page_once(services: Services, repository_id: int, items: list[dict[st
     issues = [item for item in items if "pull_request" not in item]
     with services.db.session() as session:
         rows = [_track(session, issue, created, policy)
-                for issue, created in upsert_issues(session, session.get(Repository, repository_id), issues)]
+                for issue, created in add_missing_issues(session, session.get(Repository, repository_id), issues)]
         predicted = predicted_issue_ids(session, [issue.id for issue in rows], services.classifier.version)
         work = [_Work(labelling.target_of(issue), _writes_labels(config, issue, policy)) for issue in rows
                 if issue.id not in predicted and _classifies(config, issue)]
-    return _StoredPage(len(issues), work)
+    return _StoredPage([issue.id for issue in rows], work)
 
 
 def _track(session: Session, issue: Issue, created: bool, policy: LabelPolicy) -> Issue:
@@ -190,26 +213,24 @@ def _writes_labels(config: RepoSettings, issue: Issue, policy: LabelPolicy) -> b
     return mode == "all" or (mode == "open" and issue.state == "open")
 
 
-async def _classify_and_apply(services: Services, gh: GitHubClient, work: list[_Work], policy: LabelPolicy) -> int:
-    """Predictions for the page's issues in one batch, recorded (and written) one by one; how many got labels."""
+async def _classify_and_apply(services: Services, gh: GitHubClient, work: list[_Work], policy: LabelPolicy) -> None:
+    """Predictions for the page's issues in one batch, recorded (and labels written) one by one."""
     if not work:
-        return 0
+        return
     predictions = await labelling.classify(services, [item.target.text for item in work])
-    labelled = 0
     for item, prediction in zip(work, predictions):
-        wanted = await labelling.apply(services, gh, item.target, prediction, policy, write=item.write)
-        labelled += bool(item.write and wanted)
-    return labelled
+        await labelling.apply(services, gh, item.target, prediction, policy, write=item.write)
 
 
-def _advance(services: Services, repository_id: int, page: int, fetched: Page, imported: int,
-             labelled: int) -> Progress:
+def _advance(services: Services, repository_id: int, page: int, fetched: Page, issue_ids: list[int]) -> Progress:
+    """The page is done: move ``next_page`` on and count its issues (counted from the database,
+    so a page done twice over an interruption counts once)."""
     with services.db.session() as session:
         backfill = session.get(Backfill, repository_id)
         backfill.next_page = page + 1
         backfill.last_page = fetched.last_page or (page if fetched.next_page is None else backfill.last_page)
-        backfill.imported += imported
-        backfill.labelled += labelled
+        backfill.imported += len(issue_ids)
+        backfill.labelled += issues_labelled_by_app(session, issue_ids)
         if fetched.next_page is None:
             backfill.status, backfill.finished_at = "done", utcnow()
         return status_json(backfill)
@@ -217,14 +238,8 @@ def _advance(services: Services, repository_id: int, page: int, fetched: Page, i
 
 # In the service ------------------------------------------------------------------------
 
-_runners: dict[int, BackfillRunner] = {}  # by id() of the Services each serves, in this process
-
-
-def notify(services: Services) -> None:
-    """Backfills were scheduled: the runner of ``services`` (if this process has one) looks now."""
-    runner = _runners.get(id(services))
-    if runner is not None:
-        runner.notify()
+def _nothing() -> None:
+    """No runner in this process: scheduled backfills wait for one."""
 
 
 class BackfillRunner:
@@ -246,11 +261,11 @@ class BackfillRunner:
         if self.services.github is None:
             log.warning("backfills stay pending: %s", DRY_RUN_MESSAGE)
             return
-        _runners[id(self.services)] = self
+        self.services.backfills_scheduled = self.notify
         self._task = asyncio.create_task(self._run(), name="backfill-runner")
 
     async def stop(self) -> None:
-        _runners.pop(id(self.services), None)
+        self.services.backfills_scheduled = _nothing
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -301,7 +316,7 @@ async def run_backfill_cli(settings: Settings, full_name: str, progress: bool = 
 def _show(bar: tqdm, progress: Progress) -> None:
     bar.total = progress["last_page"]
     bar.n = progress["next_page"] - 1
-    bar.set_postfix(imported=progress["imported"], labelled=progress["labelled"])
+    bar.set_postfix_str(f"imported={progress['imported']}, labelled={progress['labelled']}")
 
 
 async def _scheduled_repository(services: Services, github: GitHubClientFactory, full_name: str) -> int:

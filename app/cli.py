@@ -65,6 +65,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.backfill import run_backfill_cli
+
+    settings = load_settings()
+    _setup_logging("WARNING")
+    result = asyncio.run(run_backfill_cli(settings, args.repo, progress=True))
+    print(f"{result['repo']}: {result['status']}, {result['imported']} issues imported, "
+          f"{result['labelled']} labelled" + (f"; {result['error']}" if result.get("error") else ""))
+    return 0 if result["status"] == "done" else 1
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     from app.study import run_study
 
@@ -138,6 +151,10 @@ def parser() -> argparse.ArgumentParser:
     model_options(e)
     e.set_defaults(func=cmd_evaluate)
 
+    b = sub.add_parser("backfill", help="import a repository's existing issues now, with a progress bar")
+    b.add_argument("repo", help="owner/name")
+    b.set_defaults(func=cmd_backfill)
+
     st = sub.add_parser("study", help="the paper's resolution-time analysis on a file of issues, offline")
     st.add_argument("--input", type=Path, required=True,
                     help="JSONL: repo, number, title, body, created, closed, optional ptm/themes/subthemes/type")
@@ -167,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ptm-triage: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, LookupError) as exc:
         print(f"ptm-triage: {exc}", file=sys.stderr)
         return 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -28,6 +29,7 @@ class Services:
     github: GitHubClientFactory | None = None
     bot_login: str | None = None
     known_labels: dict[str, set[str]] = field(default_factory=dict)
+    backfills_scheduled: Callable[[], None] = lambda: None  # the backfill runner's wake-up, when one runs
 
     @property
     def dry_run(self) -> bool:

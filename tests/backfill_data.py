@@ -12,14 +12,14 @@ import itertools
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app.github.simulator import GitHubSimulator
 from tests.conftest import SHARED
 
 DAY_S = 86400.0
-START = datetime(2019, 1, 1, tzinfo=timezone.utc).timestamp()
+START = datetime(2019, 1, 1, tzinfo=UTC).timestamp()
 SPAN_S = 5 * 365 * DAY_S
 
 
@@ -59,4 +59,4 @@ def populate(sim: GitHubSimulator, repo: str, n_issues: int, *, seed: int = 0, p
 
 
 def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone.utc)
+    return datetime.fromtimestamp(epoch, UTC)

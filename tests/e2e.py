@@ -57,10 +57,15 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             counts = self.get("/healthz")["deliveries"]
-            if not counts.get("pending") and not counts.get("processing"):
+            if not counts.get("pending") and not counts.get("processing") and not self.backfilling():
                 return counts
             time.sleep(0.05)
         raise AssertionError(f"deliveries still queued: {counts}")
+
+    def backfilling(self) -> bool:
+        """A backfill is still to finish (in dry-run none runs)."""
+        found = self.get("/api/backfill")
+        return not found["dry_run"] and any(b["status"] in ("pending", "running") for b in found["backfills"])
 
     def labels_on(self, number: int) -> set[str]:
         return {label["name"] for label in self.sim.issue(REPO, number)["labels"]}

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from scipy import stats as scipy_stats
 from sqlalchemy import func, select
 
 from app import backfill
 from app.config import Settings
+from app.github.client import GitHubClientFactory
 from app.github.simulator import GitHubSimulator
 from app.services import Services, build_services
 from app.store.db import Database
 from app.store.models import Issue, IssueEvent, Prediction
-from app.store.queries import repository_by_name
+from app.store.queries import (
+    repository_by_name,
+    schedule_backfill,
+    upsert_installation,
+    upsert_repository,
+)
+from app.triage.classifier import Classifier
+from app.triage.registry import load_classifier
 from app.web.main import create_app
 from tests.backfill_data import MadeIssue, populate
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack
 from tests.servers import serve
+from tests.test_end_to_end import OTHER_BODY, OTHER_TITLE, PTM_BODY, PTM_TITLE
 
 N_ISSUES = 2500
 
@@ -39,7 +50,7 @@ def wait_for(stack: Stack, done: Callable[[dict[str, Any]], bool], timeout_s: fl
         found = stack.get("/api/backfill", repo=REPO)["backfills"]
         if found and done(found[0]):
             return found[0]
-        time.sleep(0.1)
+        time.sleep(0.2)
     raise AssertionError(f"backfill not there in {timeout_s}s: {found}")
 
 
@@ -107,6 +118,7 @@ def test_installation_backfills_every_issue_once_through_limits_failures_and_a_r
         issues = all_issues(stack)
         stats = stack.get("/api/stats", repo=REPO)["overall"]
         assert stack.get("/api/backfill")["backfills"] == [done]
+        assert httpx.get(f"{url}/api/backfill", params={"repo": "nobody/nothing"}).status_code == 404
 
     last_page = -(-max(i.number for i in made) // backfill.PER_PAGE)
     assert done["status"] == "done" and done["error"] is None
@@ -126,7 +138,7 @@ def test_installation_backfills_every_issue_once_through_limits_failures_and_a_r
     # Labels written on open issues only ("open", the default).
     labelled = {n for n in by_number if any(POLICY.is_app_label(name) for name in stack.labels_on(n))}
     wanted_open = {n for n, i in by_number.items() if i["state"] == "open" and i["prediction"]["labels"]}
-    assert labelled == wanted_open and 0 < done["labelled"] <= len(wanted_open)
+    assert labelled == wanted_open and done["labelled"] == len(wanted_open) > 0
 
     # /api/stats covers the history: the same as computed here from the simulator's dates.
     expected = independent_stats(made, issues)
@@ -138,3 +150,118 @@ def test_installation_backfills_every_issue_once_through_limits_failures_and_a_r
         assert stats[group]["max"] == max(days)
     p = scipy_stats.mannwhitneyu(expected["ptm"], expected["non_ptm"], alternative="greater").pvalue
     assert stats["mann_whitney"]["p"] == pytest.approx(p) and p < 0.05
+
+
+# In process, against the simulator through httpx's ASGI transport ------------------------
+
+SMALL_REPO = "octo/models"
+SMALL_INSTALLATION = 5
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return load_classifier("baseline", None)
+
+
+@pytest.fixture
+def services(make_settings: Callable[..., Settings], database_url: str, github_factory: GitHubClientFactory,
+             github_sim: GitHubSimulator, classifier: Classifier) -> Iterator[Services]:
+    github_sim.add_installation(SMALL_INSTALLATION, "octo", [SMALL_REPO])
+    settings = make_settings(database_url=database_url)
+    db = Database(settings.sqlalchemy_url)
+    db.migrate()
+    yield Services(settings=settings, db=db, classifier=classifier, policy=POLICY, github=github_factory)
+    db.dispose()
+
+
+def scheduled(services: Services, sim: GitHubSimulator) -> int:
+    with services.db.session() as session:
+        upsert_installation(session, {"id": SMALL_INSTALLATION, "account": {"login": "octo"}})
+        repo = upsert_repository(session, {"id": sim.state.find_repo(SMALL_REPO).id, "full_name": SMALL_REPO},
+                                 SMALL_INSTALLATION)
+        schedule_backfill(session, repo.id, SMALL_INSTALLATION)
+        return repo.id
+
+
+def predictions_per_issue(services: Services) -> dict[int, int]:
+    with services.db.session() as session:
+        rows = session.execute(select(Issue.number, func.count(Prediction.id))
+                               .outerjoin(Prediction, Prediction.issue_id == Issue.id).group_by(Issue.number))
+        return dict(rows.all())
+
+
+def app_labels(sim: GitHubSimulator, number: int) -> set[str]:
+    return {label["name"] for label in sim.issue(SMALL_REPO, number)["labels"] if POLICY.is_app_label(label["name"])}
+
+
+@pytest.mark.parametrize("mode", ["open", "all", "none"])
+async def test_which_issues_get_labels_humans_first(services: Services, github_sim: GitHubSimulator,
+                                                    mode: str) -> None:
+    github_sim.set_file(SMALL_REPO, ".github/ptm-triage.yml", f"backfill:\n  labels: {mode}\n")
+    preset = POLICY.label_name("HR")
+    numbers = {
+        "open": github_sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY)["number"],
+        "closed": github_sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY, state="closed")["number"],
+        "preset": github_sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY, labels=[preset])["number"],
+        "bot": github_sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY, user="dependabot[bot]", user_type="Bot")["number"],
+        "other": github_sim.add_issue(SMALL_REPO, OTHER_TITLE, OTHER_BODY)["number"],
+    }
+    done = await backfill.run(services, scheduled(services, github_sim))
+
+    written = {name for name, number in numbers.items() if app_labels(github_sim, number) - {preset}}
+    assert written == {"none": set(), "open": {"open"}, "all": {"open", "closed"}}[mode]
+    assert app_labels(github_sim, numbers["preset"]) == {preset}
+    assert done["status"] == "done" and done["imported"] == 5 and done["labelled"] == len(written)
+    assert predictions_per_issue(services) == {n: int(name != "bot") for name, n in numbers.items()}
+    with services.db.session() as session:
+        assert session.scalar(select(Issue.labels_locked_by_human).where(Issue.number == numbers["preset"]))
+
+
+async def test_an_interrupted_page_is_done_again_without_doubling(services: Services,
+                                                                   github_sim: GitHubSimulator) -> None:
+    numbers = [github_sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY)["number"] for _ in range(150)]
+    github_sim.fail_next("POST", f"/repos/{SMALL_REPO}/issues/130/labels", 404)  # not retried: page 2 stops midway
+    repository_id = scheduled(services, github_sim)
+
+    failed = await backfill.run(services, repository_id)
+    assert failed["status"] == "failed" and "404" in failed["error"]
+    assert (failed["next_page"], failed["imported"], failed["labelled"]) == (2, 100, 100)
+    assert sum(predictions_per_issue(services).values()) == 129
+
+    with services.db.session() as session:  # as an installation event does: back to pending, same page
+        schedule_backfill(session, repository_id, SMALL_INSTALLATION)
+    done = await backfill.run(services, repository_id)
+    assert done["status"] == "done" and done["error"] is None
+    assert (done["next_page"], done["last_page"], done["imported"], done["labelled"]) == (3, 2, 150, 150)
+    assert predictions_per_issue(services) == {n: 1 for n in numbers}
+    assert all(POLICY.ptm_label in app_labels(github_sim, n) for n in numbers)
+
+
+async def test_dry_run_says_backfill_cannot_run(make_settings: Callable[..., Settings],
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(backfill.BackfillUnavailable, match="dry-run"):
+        await backfill.run_backfill_cli(make_settings(), SMALL_REPO, progress=False)
+    services = build_services(make_settings())
+    runner = backfill.BackfillRunner(services)
+    await runner.start()
+    await runner.stop()
+    await services.aclose()
+    assert "backfills stay pending: the service is in dry-run" in caplog.text
+
+
+def test_cli_finds_the_installation_and_a_second_run_starts_over(
+    settings_for: Callable[..., Settings], simulator: GitHubSimulator,
+) -> None:
+    numbers = [simulator.add_issue(REPO, PTM_TITLE, PTM_BODY)["number"] for _ in range(3)]
+    simulator.add_issue(REPO, "Bump torch", "Automated.", pull_request=True)
+    settings = settings_for()
+    first = asyncio.run(backfill.run_backfill_cli(settings, REPO, progress=False))
+    again = asyncio.run(backfill.run_backfill_cli(settings, REPO, progress=False))
+    assert first["status"] == again["status"] == "done"
+    assert first["imported"] == again["imported"] == 3 and again["labelled"] == 3
+    assert {"/app/installations", "/installation/repositories"} <= {x.path for x in simulator.exchanges}
+    db = Database(settings.sqlalchemy_url)
+    with db.session() as session:
+        assert repository_by_name(session, REPO).installation_id == INSTALLATION
+        assert session.scalar(select(func.count()).select_from(Prediction)) == len(numbers)
+    db.dispose()

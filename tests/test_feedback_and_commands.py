@@ -46,7 +46,7 @@ def test_reclassify_from_a_writer_relabels_and_from_others_is_ignored(stack: Sta
 
 
 def test_a_renamed_label_is_renamed_on_tracked_issues(stack: Stack) -> None:
-    number = open_issue(stack, *PTM)
+    open_issue(stack, *PTM)
     theme = POLICY.label_name("HR")
     stack.sim.rename_label(REPO, theme, "gpu trouble")
     stack.send("label", stack.sim.label_payload("edited", REPO, "gpu trouble", INSTALLATION,

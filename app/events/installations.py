@@ -7,7 +7,6 @@ import logging
 from gidgethub import routing, sansio
 from sqlalchemy import update
 
-from app import backfill
 from app.events.tracking import field
 from app.services import Services
 from app.store.models import Repository, utcnow
@@ -35,7 +34,7 @@ async def installation_active(event: sansio.Event, services: Services) -> None:
         inst = upsert_installation(session, data)
         inst.suspended_at = None
         _add_repositories(session, inst.id, event.data.get("repositories") or [])
-    backfill.notify(services)
+    services.backfills_scheduled()
     log.info("installation %s (%s) %s", data["id"], inst.account_login, event.data.get("action"))
 
 
@@ -64,7 +63,7 @@ async def repositories_added(event: sansio.Event, services: Services) -> None:
     with services.db.session() as session:
         inst = upsert_installation(session, data)
         _add_repositories(session, inst.id, event.data.get("repositories_added") or [])
-    backfill.notify(services)
+    services.backfills_scheduled()
 
 
 @router.register("installation_repositories", action="removed")

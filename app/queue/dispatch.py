@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio
 from gidgethub.routing import Router
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.events.tracking import MissingField
 from app.services import Services
@@ -37,7 +38,9 @@ def _retry_wait(exc: Exception) -> float | None:
         return max(1.0, (reset - datetime.now(timezone.utc)).total_seconds())
     if isinstance(exc, HTTPException) and exc.status_code in (403, 429):
         return float(exc.headers.get("retry-after", 60))
-    if isinstance(exc, (GitHubBroken, httpx.TransportError)):
+    if isinstance(exc, (GitHubBroken, httpx.TransportError, OperationalError)):
+        return 0.0
+    if isinstance(exc, IntegrityError):  # another writer (backfill, a second worker) made the row first
         return 0.0
     return None
 

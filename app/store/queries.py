@@ -11,9 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.store.models import (
-    Backfill, Delivery, Installation, Issue, IssueEvent, Prediction, Repository, utcnow,
+    Backfill,
+    Delivery,
+    Installation,
+    Issue,
+    IssueEvent,
+    LabelChange,
+    Prediction,
+    Repository,
+    utcnow,
 )
-
 
 MAX_STORED_BODY = 65536
 
@@ -149,12 +156,18 @@ def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any]) ->
     return issue, created
 
 
-def upsert_issues(session: Session, repo: Repository, items: Sequence[Mapping[str, Any]]) -> list[tuple[Issue, bool]]:
-    """``upsert_issue`` for many issues of one repository, with one query for those stored already."""
+def add_missing_issues(session: Session, repo: Repository,
+                       items: Sequence[Mapping[str, Any]]) -> list[tuple[Issue, bool]]:
+    """The repository's issues for these GitHub issue objects, True for those created now.
+
+    Issues stored already are left as they are: webhook deliveries keep them current,
+    and a listing may be older than the delivery that last changed one.
+    """
     numbers = [data["number"] for data in items]
     stored = session.scalars(select(Issue).where(Issue.repository_id == repo.id, Issue.number.in_(numbers)))
     existing = {issue.number: issue for issue in stored}
-    rows = [_refresh_issue(session, repo, existing.get(data["number"]), data) for data in items]
+    rows = [(existing[data["number"]], False) if data["number"] in existing
+            else _refresh_issue(session, repo, None, data) for data in items]
     session.flush()
     return rows
 
@@ -224,6 +237,14 @@ def predicted_issue_ids(session: Session, issue_ids: Iterable[int], model_versio
         select(Prediction.issue_id).where(Prediction.issue_id.in_(ids), Prediction.model_version == model_version)
     )
     return set(rows)
+
+
+def issues_labelled_by_app(session: Session, issue_ids: Iterable[int]) -> int:
+    """How many of ``issue_ids`` the app has added labels to."""
+    return session.scalar(
+        select(func.count(func.distinct(LabelChange.issue_id)))
+        .where(LabelChange.issue_id.in_(list(issue_ids)), LabelChange.by_app, LabelChange.action == "added")
+    ) or 0
 
 
 # Backfills -----------------------------------------------------------------------

