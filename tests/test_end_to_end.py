@@ -171,3 +171,16 @@ def test_stats_switches_and_the_balanced_method(stack: Stack) -> None:
     balanced = stack.get("/api/stats", repo=REPO, method="balanced")
     assert balanced["method"] == "balanced" and balanced["pooled"]["n_per_group"] == 3
     assert httpx.get(f"{stack.url}/api/stats", params={"method": "median"}).status_code == 422
+
+
+def test_deleted_and_transferred_issues_leave_the_statistics(stack: Stack) -> None:
+    kept, deleted, moved = (open_issue(stack, PTM_TITLE, PTM_BODY, created_days_ago=5) for _ in range(3))
+    for number in (kept, deleted, moved):
+        stack.sim.set_issue_state(REPO, number, "closed")
+        stack.send("issues", stack.sim.issues_payload("closed", REPO, number, INSTALLATION))
+    stack.send("issues", stack.sim.issues_payload("deleted", REPO, deleted, INSTALLATION))
+    stack.send("issues", stack.sim.issues_payload("transferred", REPO, moved, INSTALLATION))
+    stack.send("issues", stack.sim.issues_payload("locked", REPO, kept, INSTALLATION))
+    stack.settle()
+    assert [i["number"] for i in stack.get("/api/issues", repo=REPO)["issues"]] == [kept]
+    assert stack.get("/api/stats", repo=REPO)["overall"]["ptm"]["days"] == [5]
