@@ -53,7 +53,7 @@ async def apply(
     The app's labels that the policy no longer wants are removed; other labels stay.
     Returns the labels the policy wants.
     """
-    wanted = policy.labels_for(prediction)
+    wanted = policy.labels_for(prediction, target.labels)
     wanted_lower = {name.lower() for name in wanted}
     have = {name.lower() for name in target.labels}
     to_add = [name for name in wanted if name.lower() not in have]
@@ -72,6 +72,7 @@ async def apply(
             ptm_score=prediction.ptm_score, themes=list(prediction.themes),
             theme_scores=prediction.theme_scores, subthemes=list(prediction.subthemes),
             subtheme_scores=prediction.subtheme_scores, labels=wanted,
+            type=prediction.extra.get("type"), type_scores=prediction.extra.get("type_scores") or {},
             abstained=policy.decode(wanted)[0] is None, delivery_id=delivery_id,
         )
         if writing:

@@ -14,6 +14,7 @@ Example::
       prefix: ptm
       abstain: "ptm: needs-triage"
       subthemes: false
+      types: false          # label the issue type (bug / enhancement / question) where the repository's own labels don't
       colors: {PTM: 5319e7, HR: b60205}
     thresholds:
       ptm: 0.7              # replaces the model's own decision
@@ -60,6 +61,7 @@ class LabelsConfig(_Strict):
     prefix: str | None = Field(default=None, min_length=1, max_length=20)
     abstain: str | None = Field(default=None, min_length=1, max_length=50)
     subthemes: bool = False
+    types: bool = False
     colors: dict[str, str] = Field(default_factory=dict)
 
 
@@ -98,6 +100,7 @@ class RepoSettings(_Strict):
             theme_thresholds={**default.theme_thresholds, **self.thresholds.themes},
             uncertain_band=self.thresholds.uncertain,
             subthemes=self.labels.subthemes,
+            types=self.labels.types,
             colors={**default.colors, **self.labels.colors},
         )
 

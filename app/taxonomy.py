@@ -50,6 +50,9 @@ SUBTHEMES: dict[str, str] = {
     "FN5": "Model Replacement Needs",
 }
 
+ISSUE_TYPES: tuple[str, ...] = ("bug", "enhancement", "question")
+"""The issue types of the seBERT model the paper used to type every issue."""
+
 THEME_CODES: tuple[str, ...] = tuple(THEMES)
 SUBTHEME_CODES: tuple[str, ...] = tuple(SUBTHEMES)
 

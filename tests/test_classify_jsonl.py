@@ -7,7 +7,7 @@ from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import IssueText, Prediction
 from app.triage.jsonl import classify_file, prediction_to_record
 
-KEYS = {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores", "model"}
+KEYS = {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores", "type", "type_scores", "model"}
 
 
 class Recorder:

@@ -63,7 +63,8 @@ def test_classify_writes_the_contract(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["classify", "--input", str(source), "--output", str(tmp_path / "out.jsonl")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b", 3]
-    assert set(rows[0]) == {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores", "model"}
+    assert set(rows[0]) == {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores",
+                            "type", "type_scores", "model"}
     assert rows[0]["ptm"] is True and "HR" in rows[0]["themes"] and rows[1]["ptm"] is False
 
 

@@ -128,3 +128,18 @@ def test_decode_reads_a_persons_labels_in_any_case():
 )
 def test_issue_type_from_the_repositorys_own_labels(labels, expected):
     assert LabelPolicy().issue_type(labels) == expected
+
+
+def typed(kind):
+    base = pred()
+    return Prediction(**{**base.__dict__, "extra": {"type": kind, "type_scores": {kind: 0.9}}})
+
+
+def test_type_labels_only_when_asked_and_only_where_the_repository_gives_none():
+    assert "ptm: bug" not in LabelPolicy().labels_for(typed("bug"))
+    policy = LabelPolicy(types=True)
+    assert policy.labels_for(typed("bug"))[-1] == "ptm: bug"
+    assert "ptm: bug" not in policy.labels_for(typed("bug"), existing=["type: bug"])
+    assert "ptm: question" not in policy.labels_for(typed("question"), existing=["Feature request"])
+    assert policy.is_app_label("PTM: Question") and "ptm: enhancement" in {s.name for s in policy.all_labels()}
+    assert policy.decode(["ptm: bug"]) == (False, ()), "a type label says nothing about PTM"

@@ -154,6 +154,8 @@ class Prediction(Base):
     theme_scores: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
     subthemes: Mapped[list[str]] = mapped_column(JSON, default=list)
     subtheme_scores: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    type: Mapped[str | None] = mapped_column(String(16))
+    type_scores: Mapped[dict[str, float]] = mapped_column(JSON, default=dict, server_default="{}")
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     delivery_id: Mapped[str | None] = mapped_column(String(64))

@@ -23,6 +23,8 @@ def prediction_to_record(id: Any, pred: Prediction) -> dict[str, Any]:
         "theme_scores": {c: round(float(s), SCORE_DIGITS) for c, s in pred.theme_scores.items()},
         "subthemes": list(pred.subthemes),
         "subtheme_scores": {c: round(float(s), SCORE_DIGITS) for c, s in pred.subtheme_scores.items()},
+        "type": pred.extra.get("type"),
+        "type_scores": {c: round(float(s), SCORE_DIGITS) for c, s in (pred.extra.get("type_scores") or {}).items()},
         "model": pred.model,
     }
 

@@ -11,6 +11,8 @@ Names with the default prefix ``ptm``:
   ``ptm: hardware and computation resource``,
   ``ptm: model resource and configuration``,
   ``ptm: model functionality enhancement needs``.
+- with ``types=True``, the issue type: ``ptm: bug``, ``ptm: enhancement``, ``ptm: question``,
+  only where the repository's own labels give no type (``bug``, ``kind/feature`` …), which win.
 - with ``subthemes=True``, one per sub-theme, ``ptm: <CODE> <name in lower case>``
   cut at a word to 50 characters: ``ptm: HR1 memory usage``,
   ``ptm: HR2 hardware initialization and execution``. A sub-theme label needs its
@@ -26,7 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
 from app.triage.classifier import Prediction
 
 MAX_NAME = 50
@@ -35,6 +37,7 @@ PTM_CODE = "PTM"
 ABSTAIN_CODE = "ABSTAIN"
 PTM_COLOR = "5319e7"
 ABSTAIN_COLOR = "fbca04"
+TYPE_COLOR = "c5def5"
 THEME_COLORS: dict[str, str] = {
     "MU": "1d76db",
     "PQ": "d93f0b",
@@ -79,6 +82,7 @@ class LabelPolicy:
     uncertain_band: tuple[float, float] | None = (0.35, 0.65)
     subthemes: bool = False
     colors: Mapping[str, str] = field(default_factory=dict)  # code ("PTM", "ABSTAIN", theme) -> hex
+    types: bool = False
 
     def __post_init__(self) -> None:
         if not self.prefix.strip():
@@ -116,6 +120,8 @@ class LabelPolicy:
             return f"{self.prefix}: {THEMES[code].lower()}"
         if code in SUBTHEMES:
             return _cut_at_word(f"{self.prefix}: {code} {SUBTHEMES[code].lower()}", MAX_NAME)
+        if code in ISSUE_TYPES:
+            return f"{self.prefix}: {code}"
         raise ValueError(f"unknown label code {code!r}")
 
     def code_of(self, name: str) -> str | None:
@@ -126,7 +132,17 @@ class LabelPolicy:
         """Whether the app may own ``name``; sub-theme labels count even with ``subthemes=False``."""
         return self.code_of(name) is not None
 
-    def labels_for(self, prediction: Prediction) -> list[str]:
+    def labels_for(self, prediction: Prediction, existing: Iterable[str] = ()) -> list[str]:
+        """The labels for ``prediction`` on an issue that has the labels ``existing``."""
+        return self._challenge_labels(prediction) + self._type_labels(prediction, existing)
+
+    def _type_labels(self, prediction: Prediction, existing: Iterable[str]) -> list[str]:
+        kind = prediction.extra.get("type")
+        if not self.types or kind not in ISSUE_TYPES or self.issue_type(existing) is not None:
+            return []
+        return [self.label_name(str(kind))]
+
+    def _challenge_labels(self, prediction: Prediction) -> list[str]:
         score = prediction.ptm_score
         band = self.uncertain_band
         if band is not None and band[0] <= score <= band[1]:
@@ -178,7 +194,12 @@ class LabelPolicy:
     def all_labels(self) -> list[LabelSpec]:
         """Every label the app may create under this policy."""
         specs = self._specs()
-        return specs if self.subthemes else specs[: 2 + len(THEME_CODES)]
+        chosen = specs[: 2 + len(THEME_CODES)]
+        if self.subthemes:
+            chosen += specs[2 + len(THEME_CODES): 2 + len(THEME_CODES) + len(SUBTHEME_CODES)]
+        if self.types:
+            chosen += specs[-len(ISSUE_TYPES):]
+        return chosen
 
     def _fires(self, code: str, score: float, model_decision: bool) -> bool:
         threshold = self.theme_thresholds.get(code)
@@ -198,10 +219,11 @@ class LabelPolicy:
             LabelSpec(self.label_name(c), _tint(color[theme_of(c)]), f"PTM challenge {c}: {SUBTHEMES[c]}")
             for c in SUBTHEME_CODES
         ]
+        specs += [LabelSpec(self.label_name(c), TYPE_COLOR, f"Issue type {c} (set by PTM Triage)") for c in ISSUE_TYPES]
         return specs
 
     def _codes_by_name(self) -> dict[str, str]:
-        codes = (PTM_CODE, ABSTAIN_CODE, *THEME_CODES, *SUBTHEME_CODES)
+        codes = (PTM_CODE, ABSTAIN_CODE, *THEME_CODES, *SUBTHEME_CODES, *ISSUE_TYPES)
         return {self.label_name(c).casefold(): c for c in codes}
 
 

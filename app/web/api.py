@@ -50,7 +50,8 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
         repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
         closed=issue.closed_at, ptm=ptm, themes=themes,
         subthemes=tuple(c for c in subthemes if theme_of(c) in themes),
-        type=policy.issue_type(issue.labels), closed_reason=issue.state_reason,
+        type=policy.issue_type(issue.labels) or (prediction.type if prediction else None),
+        closed_reason=issue.state_reason,
         author_is_bot=issue.author_type == "Bot" or (issue.author_login or "").endswith("[bot]"),
     )
 
@@ -84,6 +85,8 @@ def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
             "theme_scores": prediction.theme_scores,
             "subthemes": prediction.subthemes,
             "subtheme_scores": prediction.subtheme_scores,
+            "type": prediction.type,
+            "type_scores": prediction.type_scores,
             "labels": prediction.labels,
             "abstained": prediction.abstained,
         },
