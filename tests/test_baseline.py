@@ -154,3 +154,17 @@ def test_artifact_bytes_do_not_depend_on_the_process():
         for seed in ("1", "12345")
     }
     assert len(versions) == 1 and next(iter(versions)).startswith("baseline-tfidf-lr@")
+
+
+def test_type_head_predicts_issue_types_when_the_data_has_them():
+    kinds = {"HR": "bug", "SE": "question"}
+    typed = [
+        LabeledIssue(**{**vars(i), "type": kinds.get(i.themes[0], "enhancement") if i.themes else "enhancement"})
+        for i in synthetic()
+    ]
+    model = fit_baseline(typed, FAST)
+    (hr, se, no) = model.predict([IssueText(HR[0]), IssueText(SE[0]), IssueText(NO[0])])
+    assert (hr.extra["type"], se.extra["type"], no.extra["type"]) == ("bug", "question", "enhancement")
+    assert set(hr.extra["type_scores"]) == {"bug", "enhancement", "question"}
+    assert sum(hr.extra["type_scores"].values()) == pytest.approx(1.0)
+    assert "type" not in fit_baseline(synthetic(), FAST).predict([IssueText(HR[0])])[0].extra, "no types, no head"

@@ -5,7 +5,9 @@ float16 weight matrix plus biases (small, fast, and no pickled estimators to dri
 Theme and sub-theme heads are trained on PTM issues only (they answer "which
 challenge, given it is PTM"); their decisions apply only when the PTM head fires.
 Decision thresholds are tuned on out-of-fold scores of a k-fold cross-validation
-on the training data, so a separate dev set stays an honest test.
+on the training data, so a separate dev set stays an honest test. A fourth,
+multinomial head gives the issue type (bug / enhancement / question) over the
+same features, trained on every issue whose type is known.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES, theme_of
 from app.triage.classifier import IssueText, Prediction
 from app.triage.data import LabeledIssue
 from app.triage.normalize import normalize
@@ -88,14 +90,27 @@ class BaselineClassifier:
     def predict(self, texts: Sequence[IssueText]) -> list[Prediction]:
         if not texts:
             return []
-        scores = self.scores([normalize(t.title, t.body) for t in texts])
-        return [self._prediction(row) for row in scores]
+        features = _features(self._word, self._char, [normalize(t.title, t.body) for t in texts])
+        types = self._type_probabilities(features)
+        return [
+            self._prediction(row, None if types is None else types[i])
+            for i, row in enumerate(self._label_probabilities(features))
+        ]
 
     def scores(self, normalized: Sequence[str]) -> np.ndarray:
         """Probabilities, one column per entry of ``LABELS``, for normalised texts."""
-        features = _features(self._word, self._char, normalized)
+        return self._label_probabilities(_features(self._word, self._char, normalized))
+
+    def _label_probabilities(self, features: sp.csr_matrix) -> np.ndarray:
         logits = np.asarray(features @ self._weights.T, dtype=np.float64) + self._bias
         return np.clip(_sigmoid(logits), _SCORE_EPS, 1 - _SCORE_EPS)
+
+    def _type_probabilities(self, features: sp.csr_matrix) -> np.ndarray | None:
+        """Softmax over ``ISSUE_TYPES``; None for an artifact without a type head."""
+        if self._payload.get("type_weights") is None:
+            return None
+        weights = self._payload["type_weights"].astype(np.float32)
+        return _softmax(np.asarray(features @ weights.T, dtype=np.float64) + self._payload["type_bias"])
 
     def save(self, out_dir: Path, meta: dict[str, Any] | None = None) -> Path:
         """Write ``model.joblib`` and ``meta.json`` (``info`` + thresholds + ``meta``)."""
@@ -110,7 +125,7 @@ class BaselineClassifier:
         raw = (model_dir / MODEL_FILE).read_bytes()
         return cls(joblib.load(io.BytesIO(raw)), raw)
 
-    def _prediction(self, row: np.ndarray) -> Prediction:
+    def _prediction(self, row: np.ndarray, type_row: np.ndarray | None) -> Prediction:
         score = dict(zip(LABELS, (float(s) for s in row), strict=True))
         ptm = score[PTM] >= self._thresholds[PTM]
         themes = tuple(c for c in THEME_CODES if ptm and score[c] >= self._thresholds[c])
@@ -125,8 +140,20 @@ class BaselineClassifier:
             themes=themes,
             subthemes=subthemes,
             model=self.version,
-            extra={"ptm_threshold": self._thresholds[PTM]},
+            extra={"ptm_threshold": self._thresholds[PTM], **_type_extra(type_row)},
         )
+
+
+def _type_extra(row: np.ndarray | None) -> dict[str, Any]:
+    if row is None:
+        return {}
+    scores = {kind: float(p) for kind, p in zip(ISSUE_TYPES, row, strict=True)}
+    return {"type": max(scores, key=scores.__getitem__), "type_scores": scores}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 def fit_baseline(issues: Sequence[LabeledIssue], config: BaselineConfig = BaselineConfig()) -> BaselineClassifier:
@@ -144,6 +171,7 @@ def fit_baseline(issues: Sequence[LabeledIssue], config: BaselineConfig = Baseli
         thresholds[label] = tune_threshold(oof[rows, j], targets[rows, j])
     weights, bias, fixed = _fit_heads(features, targets, config)
     thresholds.update(fixed)
+    type_head = _fit_type_head(features, [i.type for i in issues], config)
     for vectorizer in (word, char):
         _strip_for_storage(vectorizer)
     info = {
@@ -155,6 +183,7 @@ def fit_baseline(issues: Sequence[LabeledIssue], config: BaselineConfig = Baseli
             "features": int(features.shape[1]),
             "positives": {label: int(targets[:, j].sum()) for j, label in enumerate(LABELS)},
             "constant_heads": sorted(fixed),
+            "types": {kind: sum(i.type == kind for i in issues) for kind in ISSUE_TYPES},
         },
         "threshold_tuning": f"{config.folds}-fold cross-validation on the training data (max F1)",
     }
@@ -168,8 +197,25 @@ def fit_baseline(issues: Sequence[LabeledIssue], config: BaselineConfig = Baseli
             "bias": bias,
             "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
             "info": info,
+            "type_weights": None if type_head is None else type_head[0].astype(np.float16),
+            "type_bias": None if type_head is None else type_head[1],
         }
     )
+
+
+def _fit_type_head(
+    features: sp.csr_matrix, types: Sequence[str | None], config: BaselineConfig
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Multinomial weights and biases, rows in the order of ``ISSUE_TYPES``; None unless every
+    type has ``min_positives`` examples."""
+    rows = [i for i, kind in enumerate(types) if kind in ISSUE_TYPES]
+    labels = [types[i] for i in rows]
+    if any(labels.count(kind) < config.min_positives for kind in ISSUE_TYPES):
+        return None
+    model = LogisticRegression(C=config.C, class_weight="balanced", max_iter=2000, random_state=config.seed)
+    model.fit(features[rows], labels)
+    order = [list(model.classes_).index(kind) for kind in ISSUE_TYPES]
+    return model.coef_[order], model.intercept_[order]
 
 
 def label_matrix(issues: Sequence[LabeledIssue]) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_score
 
-from app.taxonomy import SUBTHEME_CODES, THEME_CODES
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import Classifier, Prediction
 from app.triage.data import LabeledIssue
 
@@ -39,6 +39,27 @@ def evaluate(classifier: Classifier, issues: Sequence[LabeledIssue], batch_size:
         "subthemes": _multilabel(
             SUBTHEME_CODES, [i.subthemes for i in issues], [p.subthemes for p in predictions]
         ),
+        "types": _types(issues, predictions),
+    }
+
+
+def _types(issues: Sequence[LabeledIssue], predictions: Sequence[Prediction]) -> dict[str, Any] | None:
+    """Issue-type figures over the issues with a known type; None when the model has no type head."""
+    pairs = [(i.type, p.extra.get("type")) for i, p in zip(issues, predictions, strict=True) if i.type in ISSUE_TYPES]
+    if not pairs or any(predicted is None for _, predicted in pairs):
+        return None
+    truth, predicted = zip(*pairs, strict=True)
+    p, r, f, support = precision_recall_fscore_support(
+        truth, predicted, labels=list(ISSUE_TYPES), average=None, zero_division=0
+    )
+    return {
+        "n": len(pairs),
+        "accuracy": _round(np.mean([t == q for t, q in pairs])),
+        "macro_f1": _round(np.mean(f)),
+        "per_label": {
+            kind: {"precision": _round(p[j]), "recall": _round(r[j]), "f1": _round(f[j]), "support": int(support[j])}
+            for j, kind in enumerate(ISSUE_TYPES)
+        },
     }
 
 
@@ -68,13 +89,21 @@ def format_report(result: dict[str, Any]) -> str:
         lines += [
             "",
             f"{title}: micro-F1 {block['micro_f1']:.3f}  macro-F1 {block['macro_f1']:.3f}",
-            f"{'label':<7}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}",
         ]
-        lines += [
-            f"{code:<7}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>9}"
-            for code, m in block["per_label"].items()
-        ]
+        lines += _per_label_lines(block["per_label"])
+    types = result.get("types")
+    if types:
+        lines += ["", f"Issue types: macro-F1 {types['macro_f1']:.3f}  accuracy {types['accuracy']:.3f}  "
+                      f"n={types['n']}", *_per_label_lines(types["per_label"], width=12)]
     return "\n".join(lines)
+
+
+def _per_label_lines(per_label: dict[str, dict[str, Any]], width: int = 7) -> list[str]:
+    head = f"{'label':<{width}}{'P':>7}{'R':>7}{'F1':>7}{'support':>9}"
+    return [head] + [
+        f"{code:<{width}}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>9}"
+        for code, m in per_label.items()
+    ]
 
 
 def _binary(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
