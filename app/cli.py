@@ -35,7 +35,7 @@ def _classifier(kind: str | None, model_dir: Path | None):  # type: ignore[no-un
     from app.triage.registry import load_classifier
 
     settings = load_settings()
-    return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir)
+    return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir, ptm_prior=settings.ptm_share)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -128,7 +128,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     def model_options(cmd: argparse.ArgumentParser) -> None:
-        cmd.add_argument("--model", choices=["baseline"], help="model kind (default: PTM_TRIAGE_MODEL)")
+        cmd.add_argument("--model", choices=["bert", "baseline"], help="model kind (default: PTM_TRIAGE_MODEL, bert)")
         cmd.add_argument("--model-dir", type=Path, help="directory of the trained model artifact (default: models/<kind>)")
 
     c = sub.add_parser("classify", help="classify a JSONL file of issues")
@@ -139,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_classify)
 
     t = sub.add_parser("train", help="train a model on annotated issues")
-    t.add_argument("--kind", choices=["baseline"], default="baseline")
+    t.add_argument("--kind", choices=["bert", "baseline"], default="bert")
     t.add_argument("--data", type=Path, nargs="+", default=[SHARED_DATA / "train.jsonl"])
     t.add_argument("--dev", type=Path, default=SHARED_DATA / "dev.jsonl")
     t.add_argument("--output", type=Path, help="artifact directory (default: models/<kind>)")

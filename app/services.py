@@ -55,7 +55,7 @@ def default_policy(settings: Settings) -> LabelPolicy:
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     db.migrate()
-    classifier = load_classifier(settings.model_kind, settings.model_dir)
+    classifier = load_classifier(settings.model_kind, settings.model_dir, ptm_prior=settings.ptm_share)
     policy = default_policy(settings)
     github = None
     if not settings.effective_dry_run:

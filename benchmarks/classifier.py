@@ -32,7 +32,7 @@ import torch
 from sklearn.metrics import f1_score
 from transformers import BertConfig, BertForSequenceClassification, pipeline
 
-from app.triage.bert import BertClassifier, build_model, available_cores
+from app.triage.bert import BertClassifier, available_cores, build_model
 from app.triage.classifier import IssueText
 from app.triage.data import load_jsonl
 from app.triage.normalize import normalize
@@ -69,10 +69,8 @@ def run(model_dir: Path, issues: Sequence[Any], device: str) -> dict[str, Any]:
         classifier = BertClassifier.load(model_dir, device=device, quantize=quantize)
         predictions = classifier.predict(texts)
         accuracy[name] = round(float(f1_score(truth, [p.ptm for p in predictions])), 4)
-        for batch in BATCHES:
-            rows.append({"path": f"ours {name}", "batch": batch, **measure(lambda b: classifier.predict(b, batch_size=batch), texts, batch)})
+        rows += [{"path": f"ours {name}", "batch": b, **measure(_predictor(classifier, b), texts, b)} for b in BATCHES]
         version = classifier.version
-        del classifier
     plain = plain_pipeline(model_dir, device)
     inputs = [{"text": normalize(t.title, ""), "text_pair": normalize("", t.body)} for t in texts]
     rows.append({"path": "pipeline fp32", "batch": 1, **measure(lambda b: plain(b[0], truncation=True, max_length=256), inputs, 1)})
@@ -91,6 +89,10 @@ def run(model_dir: Path, issues: Sequence[Any], device: str) -> dict[str, Any]:
         "dev_ptm_f1": accuracy,
         "rows": rows,
     }
+
+
+def _predictor(classifier: BertClassifier, batch: int) -> Callable[[list[IssueText]], Any]:
+    return lambda items: classifier.predict(items, batch_size=batch)
 
 
 def measure(call: Callable[[list[Any]], Any], items: Sequence[Any], batch: int) -> dict[str, float]:
@@ -125,8 +127,10 @@ def plain_pipeline(model_dir: Path, device: str) -> Any:
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        f"{result['model']} on {result['device']} ({result['threads']} threads), {result['texts']} dev texts, "
-        f"dev PTM F1 {result['dev_ptm_f1']}",
+        (
+            f"{result['model']} on {result['device']} ({result['threads']} threads), {result['texts']} dev texts, "
+            f"dev PTM F1 {result['dev_ptm_f1']}"
+        ),
         f"{'path':<16}{'batch':>6}{'issues/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'speedup':>9}",
     ]
     lines += [

@@ -100,7 +100,7 @@ def test_train_writes_artifact_and_card_and_rejects_unknown_kinds(tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["version"] in card and meta["dev"]["n"] == len(rows) and "| RC2 |" in card
     with pytest.raises(ValueError, match="unknown model kind"):
-        train("bert", [data], None, tmp_path / "x")
+        train("gpt", [data], None, tmp_path / "x")
 
 
 def test_registry_caches_and_explains_a_missing_artifact(model, tmp_path):
@@ -119,7 +119,7 @@ def test_committed_artifact_predicts_sensibly():
     registry.clear_cache()
     if not (registry.model_dir("baseline") / "model.joblib").is_file():
         pytest.fail("the committed artifact models/baseline/model.joblib is missing")
-    clf = registry.load_classifier()
+    clf = registry.load_classifier("baseline")
     meta = json.loads((registry.model_dir("baseline") / "meta.json").read_text())
     assert clf.version == meta["version"]
     oom, dark, typo = clf.predict(

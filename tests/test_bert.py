@@ -24,9 +24,21 @@ from app.triage.bert import (
     resolve_device,
     truncate_pair,
 )
-from app.triage.bert_train import BertTrainConfig, best_threshold, reweighted_precision, train_bert
+from app.triage.bert_train import (
+    BertTrainConfig,
+    best_threshold,
+    reweighted_precision,
+    train_bert,
+)
 from app.triage.classifier import Classifier, IssueText
-from app.triage.encoder import BASE_SHA256, BASE_WEIGHTS, BaseWeightsError, base_model_dir, load_base, verify_base
+from app.triage.encoder import (
+    BASE_SHA256,
+    BASE_WEIGHTS,
+    BaseWeightsError,
+    base_model_dir,
+    load_base,
+    verify_base,
+)
 
 COMMITTED = Path(__file__).resolve().parents[1] / "models" / "bert"
 

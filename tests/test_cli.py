@@ -83,7 +83,7 @@ def test_train_then_evaluate_a_tiny_model(tmp_path: Path, capsys: pytest.Capture
     assert main(["train", "--kind", "baseline", "--data", str(data), "--dev", str(data), "--output", str(out)]) == 0
     assert (out / "MODEL_CARD.md").is_file()
     capsys.readouterr()
-    assert main(["evaluate", "--data", str(data), "--model-dir", str(out), "--json"]) == 0
+    assert main(["evaluate", "--data", str(data), "--model", "baseline", "--model-dir", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 120 and 0 <= result["ptm"]["f1"] <= 1 and set(result["themes"]) >= {"micro_f1", "macro_f1"}
 

@@ -25,7 +25,7 @@ OTHER_BODY = "The CSS of the top navigation bar breaks below 400px wide; the lin
 
 def test_installation_opened_labelled_closed_and_counted(stack: Stack) -> None:
     health = stack.get("/healthz")
-    assert health["dry_run"] is False and health["model"].startswith("baseline")
+    assert health["dry_run"] is False and health["model"].startswith("bert-minilm@")
 
     ptm = open_issue(stack, PTM_TITLE, PTM_BODY, created_days_ago=9)
     other = open_issue(stack, OTHER_TITLE, OTHER_BODY, created_days_ago=2)

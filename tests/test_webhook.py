@@ -181,4 +181,4 @@ def test_odd_deliveries_are_recorded_and_never_stop_the_worker(
 def test_healthz_reports_model_and_dry_run(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["dry_run"] is True
-    assert health["model"].startswith("baseline")
+    assert health["model"].startswith("bert-minilm@"), "the BERT serves by default"

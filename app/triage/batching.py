@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import Executor
+from typing import Self
 
 from app.triage.classifier import Classifier, IssueText, Prediction
 
@@ -55,7 +56,7 @@ class DynamicBatcher:
             if not future.done():
                 future.set_exception(RuntimeError("batcher closed"))
 
-    async def __aenter__(self) -> DynamicBatcher:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -91,7 +92,7 @@ class DynamicBatcher:
             )
             if len(predictions) != len(texts):
                 raise RuntimeError(f"classifier returned {len(predictions)} predictions for {len(texts)} texts")
-        except Exception as exc:  # every waiter of this batch gets the error
+        except Exception as exc:  # noqa: BLE001 - every waiter of this batch gets the error
             for _, future in live:
                 if not future.done():
                     future.set_exception(exc)

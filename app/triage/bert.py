@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from scipy.special import expit
-from safetensors.torch import load as load_tensors, save as save_tensors
 from torch import nn
 from transformers import BertModel, PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
@@ -58,7 +59,8 @@ HEADS: dict[str, slice] = {
 }
 NEVER = 1.01  # a threshold no probability reaches: the label abstains
 DEVICE_ENV = "PTM_TRIAGE_DEVICE"
-DEFAULT_BATCH = 32
+# per-issue cost grows with the batch on a few CPU cores (measured: benchmarks/classifier.py); GPUs want more
+DEFAULT_BATCH = {"cpu": 8, "cuda": 64, "mps": 32}
 QUANTIZE_ON_CPU = False  # int8 cost more than 1 point of dev F1 (see the model card)
 SORT_WINDOW = 8  # predict_iter sorts this many batches' worth of texts by length at a time
 _FORMAT = "1"
@@ -337,6 +339,10 @@ class BertClassifier:
         return self._version
 
     @property
+    def default_batch(self) -> int:
+        return DEFAULT_BATCH.get(self.device.type, 8)
+
+    @property
     def thresholds(self) -> dict[str, float]:
         return dict(self.spec.thresholds)
 
@@ -387,27 +393,29 @@ class BertClassifier:
         (out_dir / META_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         return out_dir
 
-    def predict(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH) -> list[Prediction]:
+    def predict(self, texts: Sequence[IssueText], batch_size: int | None = None) -> list[Prediction]:
         if not texts:
             return []
         raw_ptm = self.scores(texts, batch_size, prior=False)
         scores = self._apply_prior(raw_ptm)
         return [self._prediction(row, raw[0]) for row, raw in zip(scores, raw_ptm, strict=True)]
 
-    def predict_iter(self, texts: Iterable[IssueText], batch_size: int = DEFAULT_BATCH) -> Iterator[Prediction]:
+    def predict_iter(self, texts: Iterable[IssueText], batch_size: int | None = None) -> Iterator[Prediction]:
         """Predictions in input order, reading ``texts`` a window at a time."""
+        batch_size = batch_size or self.default_batch
         iterator = iter(texts)
         while window := list(islice(iterator, batch_size * SORT_WINDOW)):
             yield from self.predict(window, batch_size)
 
-    def scores(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH, *, prior: bool = True) -> np.ndarray:
+    def scores(self, texts: Sequence[IssueText], batch_size: int | None = None, *, prior: bool = True) -> np.ndarray:
         """Calibrated probabilities, one column per entry of ``LABELS``."""
         lexical = self.lexical.scores([normalize(t.title, t.body) for t in texts]) if self.lexical else None
         probabilities = calibrate(self.logits(texts, batch_size), self.spec.temperatures, self.spec.blend, lexical)
         return self._apply_prior(probabilities) if prior else probabilities
 
-    def logits(self, texts: Sequence[IssueText], batch_size: int = DEFAULT_BATCH) -> np.ndarray:
+    def logits(self, texts: Sequence[IssueText], batch_size: int | None = None) -> np.ndarray:
         """Raw logits, computed in length-sorted batches and returned in input order."""
+        batch_size = batch_size or self.default_batch
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         encoded = encode(self._tokenizer, texts, self.spec.max_tokens)

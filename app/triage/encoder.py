@@ -14,8 +14,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from transformers import AutoModel, AutoTokenizer, BertModel, PreTrainedTokenizerBase  # noqa: E402
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers import AutoModel, AutoTokenizer, BertModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_WEIGHTS = "model.safetensors"

@@ -12,7 +12,8 @@ from app.triage.data import load_jsonl, load_many
 from app.triage.evaluate import evaluate, format_report
 
 MODEL_CARD = "MODEL_CARD.md"
-KINDS: tuple[str, ...] = (BASELINE,)
+BERT = "bert"
+KINDS: tuple[str, ...] = (BASELINE, BERT)
 
 
 def train(
@@ -23,10 +24,14 @@ def train(
     config: BaselineConfig | None = None,
 ) -> Path:
     """Fit ``kind`` on ``data_files``; report on ``dev_file`` (never used for fitting). Returns ``out_dir``."""
-    if kind != BASELINE:
+    if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
     if not data_files:
         raise ValueError("no training data files given")
+    if kind == BERT:
+        from app.triage.bert_train import train_bert  # torch loads only for the BERT
+
+        return train_bert(list(data_files), dev_file, out_dir)
     issues = load_many(data_files)
     config = config or BaselineConfig()
     classifier = fit_baseline(issues, config)
