@@ -58,10 +58,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from app.triage.data import load_many
-    from app.triage.evaluate import evaluate, format_report
+    from app.triage.evaluate import evaluate, format_comparison, format_report
 
-    result = evaluate(_classifier(args.model, args.model_dir), load_many(args.data))
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    issues = load_many(args.data)
+    kinds = args.models or [None]
+    if len(kinds) > 1 and args.model_dir:
+        raise ValueError("--model-dir names one artifact; compare models from their default directories")
+    results = [evaluate(_classifier(kind, args.model_dir), issues) for kind in kinds]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else {"models": results}, indent=2))
+        return 0
+    print("\n\n".join(format_report(r) for r in results))
+    if len(results) > 1:
+        print("\n" + format_comparison(results))
     return 0
 
 
@@ -148,7 +157,9 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="precision, recall and F1 per class on annotated issues")
     e.add_argument("--data", type=Path, nargs="+", required=True)
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
-    model_options(e)
+    e.add_argument("--model", dest="models", action="append", choices=["bert", "baseline"],
+                   help="model kind; repeat to compare models on the same issues (default: PTM_TRIAGE_MODEL)")
+    e.add_argument("--model-dir", type=Path, help="directory of the trained model artifact (default: models/<kind>)")
     e.set_defaults(func=cmd_evaluate)
 
     b = sub.add_parser("backfill", help="import a repository's existing issues now, with a progress bar")

@@ -92,3 +92,16 @@ def test_a_wrong_setting_exits_2_naming_it(monkeypatch: pytest.MonkeyPatch, caps
     monkeypatch.setenv("GITHUB_APP_ID", "not-a-number")
     assert main(["serve"]) == 2
     assert "GITHUB_APP_ID" in capsys.readouterr().err
+
+
+def test_evaluate_compares_models_on_the_same_issues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = (SHARED / "data" / "dev.jsonl").read_text().splitlines()[:40]
+    data = tmp_path / "dev40.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    assert main(["evaluate", "--data", str(data), "--model", "bert", "--model", "baseline", "--json"]) == 0
+    models = json.loads(capsys.readouterr().out)["models"]
+    assert [m["model"].split("@")[0] for m in models] == ["bert-minilm", "baseline-tfidf-lr"]
+    assert all(m["n"] == 40 for m in models)
+    assert main(["evaluate", "--data", str(data), "--model", "bert", "--model", "baseline"]) == 0
+    table = capsys.readouterr().out.split("\n\n")[-1]
+    assert "theme macro-F1" in table and "bert-minilm@" in table

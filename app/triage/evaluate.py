@@ -141,3 +141,24 @@ def _indicator(codes: Sequence[str], rows: Sequence[Sequence[str]]) -> np.ndarra
 
 def _round(value: float) -> float:
     return round(float(value), 4)
+
+
+COMPARED = (
+    ("PTM F1", ("ptm", "f1")), ("PTM ROC-AUC", ("ptm", "roc_auc")),
+    ("theme micro-F1", ("themes", "micro_f1")), ("theme macro-F1", ("themes", "macro_f1")),
+    ("sub-theme micro-F1", ("subthemes", "micro_f1")), ("sub-theme macro-F1", ("subthemes", "macro_f1")),
+    ("type macro-F1", ("types", "macro_f1")),
+)
+
+
+def format_comparison(results: Sequence[dict[str, Any]]) -> str:
+    """Models side by side on the same issues."""
+    width = max(len(r["model"]) for r in results) + 2
+    lines = [f"{'':<20}" + "".join(f"{r['model']:>{width}}" for r in results)]
+    for title, (block, key) in COMPARED:
+        cells = []
+        for result in results:
+            value = (result.get(block) or {}).get(key)
+            cells.append(f"{'n/a' if value is None else f'{value:.3f}':>{width}}")
+        lines.append(f"{title:<20}" + "".join(cells))
+    return "\n".join(lines)
