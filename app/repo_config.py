@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Literal
 
@@ -146,6 +146,20 @@ class LoadedConfig:
     settings: RepoSettings
     source: str | None  # "owner/name:.github/ptm-triage.yml", None for the defaults
     error: str | None = None
+    report_error: bool = False  # just read, invalid, and the file asks for comments: say so on GitHub
+
+    def error_comment(self) -> str:
+        return (f"PTM Triage could not use `{self.source}` and works with its defaults until it is fixed:\n\n"
+                f"> {self.error}")
+
+
+def asks_for_comments(text: str) -> bool:
+    """Whether an invalid file still says ``comment: true`` at its top level."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and data.get("comment") is True
 
 
 async def _fetch(gh: GitHubAPI, full_name: str) -> tuple[str, str, str] | None:
@@ -197,6 +211,7 @@ async def load(services: Services, gh: GitHubAPI | None, repository_id: int, ful
         session.merge(row)
     if loaded.error:
         log.warning("%s: configuration ignored, defaults used: %s", full_name, loaded.error)
+        return replace(loaded, report_error=asks_for_comments(row.text or ""))
     return loaded
 
 

@@ -129,3 +129,12 @@ def test_ignored_authors_are_left_alone(stack: Stack) -> None:
     bot = open_issue(stack, *PTM, user="helper[bot]", user_type="Bot")
     assert stack.labels_on(bot) == set()
     assert stack.get("/api/issues", repo=REPO)["total"] == 2
+
+
+def test_an_invalid_file_that_asks_for_comments_gets_one_naming_the_problem(stack: Stack) -> None:
+    stack.sim.set_file(REPO, ".github/ptm-triage.yml", "comment: true\nthresholds: {ptm: 2}\n")
+    first, second = open_issue(stack, *PTM), open_issue(stack, *PTM)
+    said = [x.request_json["body"] for x in stack.sim.exchanges if x.method == "POST" and x.path.endswith("/comments")]
+    assert len(said) == 1 and "thresholds.ptm" in said[0] and f"/{first}/comments" in next(
+        x.path for x in stack.sim.exchanges if x.method == "POST" and x.path.endswith("/comments"))
+    assert DEFAULT.ptm_label in stack.labels_on(second), "the defaults serve meanwhile"

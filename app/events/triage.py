@@ -28,7 +28,10 @@ async def issue_changed(event: sansio.Event, services: Services) -> None:
         log.info("%s: a person changed the app's labels; not relabelling", where)
         return
     gh = await services.installation_client(installation_id(event))
-    config = (await repo_config.load(services, gh, repo_id, target.repo)).settings
+    loaded = await repo_config.load(services, gh, repo_id, target.repo)
+    if gh is not None and loaded.report_error:
+        await labelling.comment(gh, target, loaded.error_comment())
+    config = loaded.settings
     if not config.enabled:
         log.info("%s: the app is switched off in %s", where, repo_config.CONFIG_PATH)
         return
