@@ -28,16 +28,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 
-from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES, theme_of
-from app.triage.classifier import IssueText, Prediction
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
+from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.data import LabeledIssue
 from app.triage.normalize import normalize
 
 KIND = "baseline"
 MODEL_FILE = "model.joblib"
 META_FILE = "meta.json"
-PTM = "PTM"
-LABELS: tuple[str, ...] = (PTM, *THEME_CODES, *SUBTHEME_CODES)
 NEVER = 1.0  # threshold of a head that must not fire; scores are clipped below it
 _SCORE_EPS = 1e-6
 _FORMAT = 1
@@ -127,21 +125,7 @@ class BaselineClassifier:
 
     def _prediction(self, row: np.ndarray, type_row: np.ndarray | None) -> Prediction:
         score = dict(zip(LABELS, (float(s) for s in row), strict=True))
-        ptm = score[PTM] >= self._thresholds[PTM]
-        themes = tuple(c for c in THEME_CODES if ptm and score[c] >= self._thresholds[c])
-        subthemes = tuple(
-            c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= self._thresholds[c]
-        )
-        return Prediction(
-            ptm_score=score[PTM],
-            theme_scores={c: score[c] for c in THEME_CODES},
-            subtheme_scores={c: score[c] for c in SUBTHEME_CODES},
-            ptm=ptm,
-            themes=themes,
-            subthemes=subthemes,
-            model=self.version,
-            extra={"ptm_threshold": self._thresholds[PTM], **_type_extra(type_row)},
-        )
+        return thresholded(score, self._thresholds, self.version, _type_extra(type_row))
 
 
 def _type_extra(row: np.ndarray | None) -> dict[str, Any]:

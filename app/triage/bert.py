@@ -40,9 +40,9 @@ from torch import nn
 from transformers import BertModel, PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
-from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.baseline import BaselineClassifier
-from app.triage.classifier import IssueText, Prediction
+from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.encoder import BASE_SHA256, load_base
 from app.triage.normalize import normalize
 
@@ -50,8 +50,6 @@ KIND = "bert"
 MODEL_FILE = "model.safetensors"
 META_FILE = "meta.json"
 LEXICAL_DIR = "lexical"
-PTM = "PTM"
-LABELS: tuple[str, ...] = (PTM, *THEME_CODES, *SUBTHEME_CODES)
 HEADS: dict[str, slice] = {
     "ptm": slice(0, 1),
     "themes": slice(1, 1 + len(THEME_CODES)),
@@ -438,22 +436,10 @@ class BertClassifier:
     def _prediction(self, row: np.ndarray, raw_ptm: float) -> Prediction:
         thresholds = self.spec.thresholds
         score = dict(zip(LABELS, (float(s) for s in row), strict=True))
-        ptm = score[PTM] >= thresholds[PTM]
-        themes = tuple(c for c in THEME_CODES if ptm and score[c] >= thresholds[c])
-        subthemes = tuple(c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= thresholds[c])
-        extra: dict[str, object] = {"ptm_threshold": thresholds[PTM]}
+        extra: dict[str, object] = {}
         if self.ptm_prior is not None:
-            extra |= {"ptm_prior": self.ptm_prior, "ptm_score_at_training_share": float(raw_ptm)}
-        return Prediction(
-            ptm_score=score[PTM],
-            theme_scores={c: score[c] for c in THEME_CODES},
-            subtheme_scores={c: score[c] for c in SUBTHEME_CODES},
-            ptm=ptm,
-            themes=themes,
-            subthemes=subthemes,
-            model=self.version,
-            extra=extra,
-        )
+            extra = {"ptm_prior": self.ptm_prior, "ptm_score_at_training_share": float(raw_ptm)}
+        return thresholded(score, thresholds, self.version, extra)
 
 
 def quantize_encoder(encoder: nn.Module) -> nn.Module:

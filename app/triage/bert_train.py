@@ -44,12 +44,11 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
 from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
-from app.triage.baseline import BaselineClassifier, fit_baseline
+from app.triage.baseline import BaselineClassifier, fit_baseline, label_matrix
+from app.triage.classifier import LABELS, PTM
 from app.triage.bert import (
     HEADS,
-    LABELS,
     NEVER,
-    PTM,
     BertClassifier,
     Encoded,
     ModelSpec,
@@ -216,14 +215,8 @@ def _split(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> tuple[lis
 
 
 def targets(issues: Sequence[LabeledIssue]) -> np.ndarray:
-    """0/1 targets, one column per entry of ``LABELS``."""
-    index = {label: j for j, label in enumerate(LABELS)}
-    matrix = np.zeros((len(issues), len(LABELS)), dtype=np.float32)
-    for row, issue in enumerate(issues):
-        matrix[row, 0] = issue.ptm
-        for code in (*issue.themes, *issue.subthemes):
-            matrix[row, index[code]] = 1.0
-    return matrix
+    """0/1 targets as floats, one column per entry of ``LABELS``."""
+    return label_matrix(issues).astype(np.float32)
 
 
 def positive_weights(y: np.ndarray, max_weight: float) -> np.ndarray:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
+
+PTM = "PTM"
+LABELS: tuple[str, ...] = (PTM, *THEME_CODES, *SUBTHEME_CODES)
+"""The score columns every model computes, in this order."""
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,22 @@ class Classifier(Protocol):
         ...
 
     def predict(self, texts: Sequence[IssueText]) -> list[Prediction]: ...
+
+
+def thresholded(score: Mapping[str, float], thresholds: Mapping[str, float], model: str,
+                extra: dict[str, object] | None = None) -> Prediction:
+    """A prediction from one score per entry of ``LABELS``: themes only for a PTM issue,
+    a sub-theme only with its theme."""
+    ptm = score[PTM] >= thresholds[PTM]
+    themes = tuple(c for c in THEME_CODES if ptm and score[c] >= thresholds[c])
+    subthemes = tuple(c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= thresholds[c])
+    return Prediction(
+        ptm_score=score[PTM],
+        theme_scores={c: score[c] for c in THEME_CODES},
+        subtheme_scores={c: score[c] for c in SUBTHEME_CODES},
+        ptm=ptm,
+        themes=themes,
+        subthemes=subthemes,
+        model=model,
+        extra={"ptm_threshold": thresholds[PTM], **(extra or {})},
+    )
