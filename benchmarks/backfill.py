@@ -2,10 +2,10 @@
 served over HTTP on loopback (uvicorn in a thread), with the service's own code path
 (``run_backfill_cli``: installation discovery, pages, one ``predict`` per page, labels).
 
-    .venv/bin/python benchmarks/backfill.py [--issues 10000] [--database-url URL]
+    .venv/bin/python benchmarks/backfill.py [--issues 10000] [--model bert|baseline] [--database-url URL]
 
 Wall time, issues/s and peak memory (RSS of the whole process: simulator included) are
-printed and written to ``benchmarks/results/backfill.json``. Targets on CPU: at most
+printed and written to ``benchmarks/results/backfill-<model>.json``. Targets on CPU: at most
 5 minutes and 1.5 GB.
 """
 
@@ -31,14 +31,14 @@ from app.github.simulator import GitHubSimulator, generate_app_keypair
 from tests.backfill_data import populate
 from tests.servers import serve
 
-RESULTS = ROOT / "benchmarks" / "results" / "backfill.json"
+RESULTS = ROOT / "benchmarks" / "results"
 APP_ID = 4242
 INSTALLATION = 1
 REPO = "bench/big-model-hub"
 TARGETS = {"wall_s": 300, "peak_rss_mb": 1536}
 
 
-def benchmark(n_issues: int, database_url: str | None) -> dict[str, object]:
+def benchmark(n_issues: int, model: str, database_url: str | None) -> dict[str, object]:
     private_key, public_key = generate_app_keypair()
     sim = GitHubSimulator(APP_ID, public_key)
     sim.add_installation(INSTALLATION, "bench", [REPO])
@@ -48,7 +48,7 @@ def benchmark(n_issues: int, database_url: str | None) -> dict[str, object]:
         settings = Settings(
             _env_file=None, github_app_id=APP_ID, github_private_key=private_key,
             github_webhook_secret="benchmark", github_api_url=url, data_dir=Path(tmp),
-            database_url=database_url or f"sqlite:///{tmp}/backfill.db",
+            database_url=database_url or f"sqlite:///{tmp}/backfill.db", model_kind=model,
         )
         started = time.perf_counter()
         result = asyncio.run(run_backfill_cli(settings, REPO, progress=True))
@@ -58,6 +58,7 @@ def benchmark(n_issues: int, database_url: str | None) -> dict[str, object]:
         raise SystemExit(f"backfill did not finish: {result}")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
     return {
+        "model": model,
         "issues": result["imported"],
         "labelled": result["labelled"],
         "pages": result["last_page"],
@@ -75,11 +76,12 @@ def benchmark(n_issues: int, database_url: str | None) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--issues", type=int, default=10_000)
+    parser.add_argument("--model", choices=["bert", "baseline"], default="bert")
     parser.add_argument("--database-url", help="default: SQLite in a temporary directory")
     args = parser.parse_args()
-    figures = benchmark(args.issues, args.database_url)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    figures = benchmark(args.issues, args.model, args.database_url)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"backfill-{args.model}.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 
