@@ -27,7 +27,6 @@ class DeliveryWorker:
         self.router = router
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._idle = asyncio.Event()
 
     def notify(self) -> None:
         """A new delivery is stored: look now instead of at the next poll."""
@@ -47,19 +46,9 @@ class DeliveryWorker:
                 await self._task
             self._task = None
 
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        """Wait until nothing due is left (for tests and the CLI)."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                with self.services.db.session() as session:
-                    if not queries.due_delivery_ids(session, limit=1) and self._idle.is_set():
-                        return
-                self.notify()
-                await asyncio.sleep(0.05)
-
     async def _run(self) -> None:
         while True:
-            self._idle.clear()
+            self._wake.clear()  # before looking, so a delivery stored meanwhile wakes the next wait at once
             try:
                 worked = await self.run_once()
             except Exception:
@@ -67,8 +56,6 @@ class DeliveryWorker:
                 worked = 0
             if worked:
                 continue
-            self._idle.set()
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.services.settings.worker_poll_s)
 
