@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=25 * 1024 * 1024, alias="PTM_TRIAGE_MAX_BODY_BYTES", gt=0)
     worker: Literal["inprocess", "off"] = Field(default="inprocess", alias="PTM_TRIAGE_WORKER")
     worker_poll_s: float = Field(default=5.0, alias="PTM_TRIAGE_WORKER_POLL_S", gt=0)
+    worker_lease_s: float = Field(default=600.0, alias="PTM_TRIAGE_WORKER_LEASE_S", gt=0)
     worker_max_attempts: int = Field(default=5, alias="PTM_TRIAGE_WORKER_MAX_ATTEMPTS", ge=1)
     log_level: str = Field(default="INFO", alias="PTM_TRIAGE_LOG_LEVEL")
 

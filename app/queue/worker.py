@@ -1,9 +1,10 @@
 """The in-process worker: works through stored deliveries in the order they came.
 
-Deliveries are the queue. A process that stops mid-work leaves rows in
-``processing``; the next start puts them back to ``pending``. Claiming is a
-conditional UPDATE, so several workers on one PostgreSQL database never do a
-delivery twice.
+Deliveries are the queue. Claiming is a conditional UPDATE with a lease
+(``PTM_TRIAGE_WORKER_LEASE_S``), so several workers on one PostgreSQL database
+never take the same delivery. A worker that stops hands its delivery back; one
+that dies leaves it ``processing`` until the lease runs out, and then any
+worker (this one at its next start, or another one) takes it up again.
 """
 
 from __future__ import annotations
@@ -27,16 +28,13 @@ class DeliveryWorker:
         self.router = router
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._current: str | None = None
 
     def notify(self) -> None:
         """A new delivery is stored: look now instead of at the next poll."""
         self._wake.set()
 
     async def start(self) -> None:
-        with self.services.db.session() as session:
-            requeued = queries.requeue_interrupted(session)
-        if requeued:
-            log.info("requeued %d deliveries left unfinished by the last run", requeued)
         self._task = asyncio.create_task(self._run(), name="delivery-worker")
 
     async def stop(self) -> None:
@@ -45,6 +43,11 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._current is not None:
+            with self.services.db.session() as session:
+                queries.release_delivery(session, self._current)
+            log.info("delivery %s handed back to the queue", self._current)
+            self._current = None
 
     async def _run(self) -> None:
         while True:
@@ -62,16 +65,21 @@ class DeliveryWorker:
     async def run_once(self, batch: int = 20) -> int:
         """Process the deliveries due now; returns how many were claimed."""
         with self.services.db.session() as session:
+            requeued = queries.requeue_expired(session)
             ids = queries.due_delivery_ids(session, limit=batch)
+        if requeued:
+            log.info("requeued %d deliveries whose worker stopped answering", requeued)
         claimed = 0
         for delivery_id in ids:
             with self.services.db.session() as session:
-                delivery = queries.claim_delivery(session, delivery_id)
+                delivery = queries.claim_delivery(session, delivery_id, self.services.settings.worker_lease_s)
             if delivery is None:
                 continue
             claimed += 1
+            self._current = delivery_id
             outcome = await process(delivery, self.router, self.services)
             self._record(delivery_id, delivery.attempts, outcome)
+            self._current = None
         return claimed
 
     def _record(self, delivery_id: str, attempts: int, outcome: Outcome) -> None:

@@ -64,12 +64,14 @@ def due_delivery_ids(session: Session, limit: int = 20) -> list[str]:
     return list(rows)
 
 
-def claim_delivery(session: Session, delivery_id: str) -> Delivery | None:
-    """Mark a pending delivery as processing; None when another worker took it first."""
+def claim_delivery(session: Session, delivery_id: str, lease_s: float) -> Delivery | None:
+    """Mark a pending delivery as processing, leased for ``lease_s`` (kept in ``not_before``);
+    None when another worker took it first."""
     result = session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status == "pending")
-        .values(status="processing", attempts=Delivery.attempts + 1)
+        .values(status="processing", attempts=Delivery.attempts + 1,
+                not_before=utcnow() + timedelta(seconds=lease_s))
     )
     if result.rowcount != 1:
         return None
@@ -90,12 +92,24 @@ def retry_delivery_later(session: Session, delivery_id: str, error: str, delay_s
     )
 
 
-def requeue_interrupted(session: Session) -> int:
-    """Deliveries left 'processing' by a process that stopped go back to the queue."""
+def requeue_expired(session: Session) -> int:
+    """Deliveries whose worker's lease ran out (the process died mid-work) go back to the queue;
+    those another live worker holds stay with it."""
     result = session.execute(
-        update(Delivery).where(Delivery.status == "processing").values(status="pending")
+        update(Delivery)
+        .where(Delivery.status == "processing")
+        .where((Delivery.not_before.is_(None)) | (Delivery.not_before <= utcnow()))
+        .values(status="pending", not_before=None)
     )
     return result.rowcount or 0
+
+
+def release_delivery(session: Session, delivery_id: str) -> None:
+    """Hand a delivery this worker holds back to the queue (the process is stopping)."""
+    session.execute(
+        update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "processing")
+        .values(status="pending", not_before=None)
+    )
 
 
 def delivery_counts(session: Session) -> dict[str, int]:
