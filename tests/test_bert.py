@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 import torch
 
-from app.taxonomy import SUBTHEME_CODES, THEME_CODES
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
 from app.triage.bert import (
     LABELS,
     LEXICAL_DIR,
     MODEL_FILE,
     NEVER,
     QUANTIZE_ON_CPU,
+    TYPES,
     BertClassifier,
     build_model,
+    calibrate_types,
     collate,
     correct_prior,
     encode,
@@ -27,8 +29,11 @@ from app.triage.bert import (
 from app.triage.bert_train import (
     BertTrainConfig,
     best_threshold,
+    fit_type_blend,
+    fit_type_temperature,
     reweighted_precision,
     train_bert,
+    type_weights,
 )
 from app.triage.classifier import Classifier, IssueText
 from app.triage.encoder import (
@@ -43,18 +48,18 @@ from app.triage.encoder import (
 COMMITTED = Path(__file__).resolve().parents[1] / "models" / "bert"
 
 _PTM = [
-    ("CUDA out of memory when loading SDXL", "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB", ["HR"], ["HR1"]),
-    ("torch not compiled with CUDA enabled", "AssertionError: Torch not compiled with CUDA enabled on my GPU", ["HR"], ["HR2"]),
-    ("ImportError: cannot import transformers", "pip install transformers fails with torch 2.1", ["SE"], ["SE2"]),
-    ("Whisper output is blank", "the transcription of the model is empty for every audio file", ["PQ"], ["PQ1"]),
-    ("Please support Llama 3 model", "It would be great to add support for the new model", ["FN"], ["FN1"]),
-    ("checkpoint file missing from hub", "OSError: model.safetensors not found in the model repo", ["RC"], ["RC1"]),
+    ("CUDA out of memory when loading SDXL", "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB", ["HR"], ["HR1"], "bug"),
+    ("torch not compiled with CUDA enabled", "AssertionError: Torch not compiled with CUDA enabled on my GPU", ["HR"], ["HR2"], "bug"),
+    ("ImportError: cannot import transformers", "pip install transformers fails with torch 2.1", ["SE"], ["SE2"], "bug"),
+    ("How do I make Whisper output text?", "the transcription is empty, what setting am I missing?", ["PQ"], ["PQ1"], "question"),
+    ("Please support Llama 3 model", "It would be great to add support for the new model", ["FN"], ["FN1"], "enhancement"),
+    ("checkpoint file missing from hub", "OSError: model.safetensors not found in the model repo", ["RC"], ["RC1"], "bug"),
 ]
 _OTHER = [
-    ("Navbar CSS broken on mobile", "the menu overlaps the logo on small screens"),
-    ("Typo in README", "there is a typo in the installation section"),
-    ("hello", ""),
-    ("Add dark mode to settings page", "the settings page should follow the system theme"),
+    ("Navbar CSS broken on mobile", "the menu overlaps the logo on small screens", "bug"),
+    ("How do I change the README language?", "is there a setting for it?", "question"),
+    ("hello", "", "question"),
+    ("Add dark mode to settings page", "the settings page should follow the system theme", "enhancement"),
 ]
 
 
@@ -62,11 +67,13 @@ def _records() -> list[dict[str, object]]:
     records: list[dict[str, object]] = []
     for n in range(30):
         if n % 5 < 3:
-            title, body, themes, subthemes = _PTM[n % len(_PTM)]
-            records.append({"ptm": True, "title": f"{title} #{n}", "body": body, "themes": themes, "subthemes": subthemes})
+            title, body, themes, subthemes, kind = _PTM[n % len(_PTM)]
+            records.append(
+                {"ptm": True, "title": f"{title} #{n}", "body": body, "themes": themes, "subthemes": subthemes, "type": kind}
+            )
         else:
-            title, body = _OTHER[n % len(_OTHER)]
-            records.append({"ptm": False, "title": f"{title} #{n}", "body": body})
+            title, body, kind = _OTHER[n % len(_OTHER)]
+            records.append({"ptm": False, "title": f"{title} #{n}", "body": body, "type": kind})
     return [{"url": f"https://github.com/o/r/issues/{n}", "repo": "o/r", **r} for n, r in enumerate(records)]
 
 
@@ -109,6 +116,44 @@ def test_save_load_round_trip_gives_identical_predictions(tiny: Path, tiny_fp32:
     again = BertClassifier.load(tmp_path, device="cpu", quantize=False)
     assert again.version == tiny_fp32.version
     assert again.predict(TEXTS) == tiny_fp32.predict(TEXTS)
+
+
+def test_type_head_round_trips_and_its_scores_sum_to_one(tiny: Path, tiny_fp32: BertClassifier, tmp_path: Path) -> None:
+    spec = tiny_fp32.spec
+    assert "types" in spec.temperatures and spec.blend is not None and len(spec.blend["types"]) == 2 + len(ISSUE_TYPES)
+    predictions = tiny_fp32.predict(TEXTS)
+    for prediction in predictions:
+        scores = prediction.extra["type_scores"]
+        assert tuple(scores) == ISSUE_TYPES
+        assert sum(scores.values()) == pytest.approx(1.0, abs=1e-9)
+        assert all(0.0 <= p <= 1.0 for p in scores.values())
+        assert prediction.extra["type"] == max(scores, key=scores.__getitem__)
+    np.testing.assert_allclose(tiny_fp32.type_scores(TEXTS).sum(axis=1), 1.0, atol=1e-9)
+    assert tiny_fp32.logits(TEXTS).shape == (len(TEXTS), TYPES.stop)
+    tiny_fp32.save(tmp_path)
+    again = BertClassifier.load(tmp_path, device="cpu", quantize=False)
+    assert [p.extra for p in again.predict(TEXTS)] == [p.extra for p in predictions]
+    np.testing.assert_array_equal(again.type_scores(TEXTS), tiny_fp32.type_scores(TEXTS))
+
+
+def test_type_calibration_and_stack() -> None:
+    logits = np.zeros((4, TYPES.stop))
+    logits[:, TYPES] = [[3.0, 0.0, -1.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
+    p = calibrate_types(logits, 2.0)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[3], [1 / 3] * 3)
+    lexical = np.full((4, 3), 1 / 3)
+    stacked = calibrate_types(logits, 2.0, [1.0, 0.7, 0.0, 0.0, 0.0], lexical)
+    np.testing.assert_allclose(stacked, p)  # a uniform lexical model adds nothing
+    weights = type_weights(np.array([0, 0, 0, 0, 1, 2, -1]), 8.0)
+    np.testing.assert_allclose(weights, [6 / 12, 6 / 3, 6 / 3])
+    # separable logits: the fitted temperature sharpens, the stack leans on the informative part
+    rng = np.random.default_rng(0)
+    t = rng.integers(0, 3, 300)
+    z = np.eye(3)[t] * 2.0 + rng.normal(0, 0.5, (300, 3))
+    assert fit_type_temperature(z, t, np.ones(3)) < 1.0
+    blend = fit_type_blend(calibrate_types(np.hstack([np.zeros((300, TYPES.start)), z]), 1.0), np.full((300, 3), 1 / 3), t, np.ones(3))
+    assert blend[0] > 0.5 and blend[2] == 0.0 and len(blend) == 5
 
 
 def test_predictions_follow_input_order_under_length_sorting(tiny_fp32: BertClassifier) -> None:
@@ -264,6 +309,14 @@ def test_committed_artifact_predicts_sensibly() -> None:
     )
     assert oom.ptm and "HR" in oom.themes
     assert oom.model == classifier.version
+    for prediction in (oom, css):
+        assert prediction.extra["type"] in ISSUE_TYPES
+        assert sum(prediction.extra["type_scores"].values()) == pytest.approx(1.0, abs=1e-9)
+    assert oom.extra["type"] == "bug"
+    [feature] = classifier.predict(
+        [IssueText("Feature request: add an option to export the results as CSV", "It would be nice to have this.")]
+    )
+    assert feature.extra["type"] == "enhancement"
     assert not css.ptm and css.ptm_score < oom.ptm_score
     meta = json.loads((COMMITTED / "meta.json").read_text())
     assert meta["version"] == classifier.version

@@ -1,21 +1,26 @@
-"""Fine-tuned all-MiniLM-L6-v2 with three heads: PTM (binary), themes (7) and sub-themes (32).
+"""Fine-tuned all-MiniLM-L6-v2 with four heads: PTM (binary), themes (7), sub-themes (32) and
+issue type (bug / enhancement / question, softmax).
 
 The model mean-pools the encoder's last layer over the tokens of
 ``[CLS] title [SEP] body [SEP]`` (title and body each through ``normalize``) and
-feeds the pooled vector to three linear heads. Only the top encoder layers and
+feeds the pooled vector to four linear heads. Only the top encoder layers and
 the heads are fine-tuned; the artifact (``model.safetensors``) holds just those,
 in float16, plus the calibration and decision settings in its header. The
 embeddings and lower layers come from the base package, whose hash is checked.
 
-Scores are calibrated (``sigmoid(logit / T)`` with one temperature per head).
+Scores are calibrated (``sigmoid(logit / T)`` with one temperature per head; the type head
+``softmax(logit / T)``).
 Optionally (``spec.blend``) the model is stacked with a TF-IDF baseline fitted on
 the same training rows: per head, ``sigmoid(a * logit / T + b * lexical_logit + c)``
-with ``a, b, c`` fitted on held-out data; the baseline lives in ``lexical/`` next
+with ``a, b, c`` fitted on held-out data (the type head: ``softmax(a * logit / T + b * log
+lexical_p + c_type)``, one offset per type); the baseline lives in ``lexical/`` next
 to the weights and its version is pinned in the header. With ``ptm_prior`` the PTM score is moved from the training share of PTM issues
 to the deployment's by Bayes' rule on the odds. Like the baseline, themes apply
 only when the PTM decision fires and sub-themes only under their theme;
 sub-themes that were not precise enough on held-out data abstain (threshold
-``NEVER``).
+``NEVER``). The type, ``Prediction.extra["type"]``, is the most probable of
+``extra["type_scores"]`` (over ``app.taxonomy.ISSUE_TYPES``, summing to 1); it is trained with
+class weights whose offset is then taken out, and calibrated on held-out data like the other heads.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from torch import nn
 from transformers import BertModel, PreTrainedTokenizerBase
 from transformers.masking_utils import create_bidirectional_mask
 
-from app.taxonomy import SUBTHEME_CODES, THEME_CODES
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
 from app.triage.baseline import BaselineClassifier
 from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.encoder import BASE_SHA256, load_base
@@ -55,14 +60,16 @@ HEADS: dict[str, slice] = {
     "themes": slice(1, 1 + len(THEME_CODES)),
     "subthemes": slice(1 + len(THEME_CODES), len(LABELS)),
 }
+TYPES = slice(len(LABELS), len(LABELS) + len(ISSUE_TYPES))  # the type head's logit columns, after LABELS
+OUTPUTS = TYPES.stop  # logit columns of the model
 NEVER = 1.01  # a threshold no probability reaches: the label abstains
 DEVICE_ENV = "PTM_TRIAGE_DEVICE"
 # per-issue cost grows with the batch on a few CPU cores (measured: benchmarks/classifier.py); GPUs want more
 DEFAULT_BATCH = {"cpu": 8, "cuda": 64, "mps": 32}
 QUANTIZE_ON_CPU = False  # int8 cost more than 1 point of dev F1 (see the model card)
 SORT_WINDOW = 8  # predict_iter sorts this many batches' worth of texts by length at a time
-_FORMAT = "1"
-_TRAINED_PREFIXES = ("ptm_head.", "theme_head.", "subtheme_head.")
+_FORMAT = "2"  # 2: the type head
+_TRAINED_PREFIXES = ("ptm_head.", "theme_head.", "subtheme_head.", "type_head.")
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ class ModelSpec:
     thresholds: dict[str, float]
     base_sha256: str = BASE_SHA256
     dropout: float = 0.1
-    blend: dict[str, list[float]] | None = None  # head -> [a, b, c] over (logit / T, lexical logit, 1)
+    # head -> [a, b, c] over (logit / T, lexical logit, 1); "types": [a, b, c_bug, c_enhancement, c_question]
+    blend: dict[str, list[float]] | None = None
     lexical_version: str | None = None
 
     def enabled_subthemes(self) -> tuple[str, ...]:
@@ -138,7 +146,8 @@ def collate(batch: Sequence[Encoded], device: torch.device) -> dict[str, torch.T
 
 
 class MultiTaskBert(nn.Module):
-    """The encoder with mean pooling and three linear heads; logits in ``LABELS`` order."""
+    """The encoder with mean pooling and four linear heads; logits in ``LABELS`` order, then
+    the type logits (``TYPES``)."""
 
     def __init__(self, encoder: BertModel, frozen_layers: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -152,6 +161,7 @@ class MultiTaskBert(nn.Module):
         self.ptm_head = nn.Linear(hidden, 1)
         self.theme_head = nn.Linear(hidden, len(THEME_CODES))
         self.subtheme_head = nn.Linear(hidden, len(SUBTHEME_CODES))
+        self.type_head = nn.Linear(hidden, len(ISSUE_TYPES))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(
@@ -171,7 +181,9 @@ class MultiTaskBert(nn.Module):
 
     def heads(self, pooled: torch.Tensor) -> torch.Tensor:
         pooled = self.dropout(pooled)
-        return torch.cat([self.ptm_head(pooled), self.theme_head(pooled), self.subtheme_head(pooled)], dim=-1)
+        return torch.cat(
+            [self.ptm_head(pooled), self.theme_head(pooled), self.subtheme_head(pooled), self.type_head(pooled)], dim=-1
+        )
 
     def trained_state(self) -> dict[str, torch.Tensor]:
         """The parameters fine-tuning changes: the top layers and the heads."""
@@ -210,6 +222,8 @@ def read_spec(raw: bytes) -> ModelSpec:
     fields = json.loads(metadata["spec"])
     if set(fields.get("thresholds", ())) != set(LABELS):
         raise ValueError("bert artifact labels do not match app.taxonomy")
+    if "types" not in fields.get("temperatures", {}) or (fields.get("blend") and "types" not in fields["blend"]):
+        raise ValueError("bert artifact has no issue-type head")
     fields["thresholds"] = {label: fields["thresholds"][label] for label in LABELS}
     return ModelSpec(**fields)
 
@@ -274,15 +288,48 @@ def calibrate(
     blend: dict[str, list[float]] | None = None,
     lexical: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Probabilities from raw logits (columns in ``LABELS`` order): one temperature per head,
-    then, with ``blend``, the stack with the lexical model's probabilities ``lexical``."""
-    scaled = np.array(logits, dtype=np.float64)
+    """Probabilities from raw logits (columns in ``LABELS`` order; type columns, if any, are
+    ignored): one temperature per head, then, with ``blend``, the stack with the lexical model's
+    probabilities ``lexical``."""
+    scaled = np.array(logits[:, : len(LABELS)], dtype=np.float64)
     for head, columns in HEADS.items():
         scaled[:, columns] /= temperatures[head]
         if blend is not None:
             a, b, c = blend[head]
             scaled[:, columns] = a * scaled[:, columns] + b * logit(lexical[:, columns]) + c
     return expit(scaled)
+
+
+def calibrate_types(
+    logits: np.ndarray, temperature: float, blend: list[float] | None = None, lexical_types: np.ndarray | None = None
+) -> np.ndarray:
+    """Type probabilities (columns in ``ISSUE_TYPES`` order) from the model's full logits:
+    ``softmax(logit / T)``, with ``blend`` ``softmax(a * logit / T + b * log(lexical_types) + c)``."""
+    scaled = np.array(logits[:, TYPES], dtype=np.float64) / temperature
+    if blend is not None:
+        a, b, *c = blend
+        scaled = a * scaled + b * np.log(np.clip(lexical_types, 1e-6, 1.0)) + np.asarray(c)
+    return softmax(scaled)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    shifted = np.exp(z - z.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def lexical_parts(lexical: BaselineClassifier, texts: Sequence[IssueText]) -> tuple[np.ndarray, np.ndarray]:
+    """The lexical model's label probabilities (``LABELS`` columns) and type probabilities
+    (``ISSUE_TYPES`` columns), from one pass of its ``predict``."""
+    predictions = lexical.predict(list(texts))
+    labels = np.array(
+        [[p.ptm_score, *(p.theme_scores[c] for c in THEME_CODES), *(p.subtheme_scores[c] for c in SUBTHEME_CODES)]
+         for p in predictions],
+        dtype=np.float64,
+    ).reshape(len(predictions), len(LABELS))
+    if any("type_scores" not in p.extra for p in predictions):
+        raise ValueError(f"lexical model {lexical.version} has no issue-type head")
+    types = np.array([[p.extra["type_scores"][k] for k in ISSUE_TYPES] for p in predictions], dtype=np.float64)
+    return labels, types.reshape(len(predictions), len(ISSUE_TYPES))
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -394,9 +441,11 @@ class BertClassifier:
     def predict(self, texts: Sequence[IssueText], batch_size: int | None = None) -> list[Prediction]:
         if not texts:
             return []
-        raw_ptm = self.scores(texts, batch_size, prior=False)
+        raw_ptm, types = self.all_scores(texts, batch_size)
         scores = self._apply_prior(raw_ptm)
-        return [self._prediction(row, raw[0]) for row, raw in zip(scores, raw_ptm, strict=True)]
+        return [
+            self._prediction(row, raw[0], kinds) for row, raw, kinds in zip(scores, raw_ptm, types, strict=True)
+        ]
 
     def predict_iter(self, texts: Iterable[IssueText], batch_size: int | None = None) -> Iterator[Prediction]:
         """Predictions in input order, reading ``texts`` a window at a time."""
@@ -407,18 +456,31 @@ class BertClassifier:
 
     def scores(self, texts: Sequence[IssueText], batch_size: int | None = None, *, prior: bool = True) -> np.ndarray:
         """Calibrated probabilities, one column per entry of ``LABELS``."""
-        lexical = self.lexical.scores([normalize(t.title, t.body) for t in texts]) if self.lexical else None
-        probabilities = calibrate(self.logits(texts, batch_size), self.spec.temperatures, self.spec.blend, lexical)
+        probabilities, _ = self.all_scores(texts, batch_size)
         return self._apply_prior(probabilities) if prior else probabilities
 
+    def type_scores(self, texts: Sequence[IssueText], batch_size: int | None = None) -> np.ndarray:
+        """Calibrated type probabilities, one column per entry of ``ISSUE_TYPES`` (rows sum to 1)."""
+        return self.all_scores(texts, batch_size)[1]
+
+    def all_scores(self, texts: Sequence[IssueText], batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Label probabilities (``LABELS`` columns, at the training PTM share) and type probabilities."""
+        lexical, lexical_types = lexical_parts(self.lexical, texts) if self.lexical else (None, None)
+        logits = self.logits(texts, batch_size)
+        blend = self.spec.blend
+        labels = calibrate(logits, self.spec.temperatures, blend, lexical)
+        types = calibrate_types(logits, self.spec.temperatures["types"], blend["types"] if blend else None, lexical_types)
+        return labels, types
+
     def logits(self, texts: Sequence[IssueText], batch_size: int | None = None) -> np.ndarray:
-        """Raw logits, computed in length-sorted batches and returned in input order."""
+        """Raw logits (``LABELS`` columns, then ``TYPES``), computed in length-sorted batches and
+        returned in input order."""
         batch_size = batch_size or self.default_batch
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         encoded = encode(self._tokenizer, texts, self.spec.max_tokens)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-        out = np.empty((len(encoded), len(LABELS)), dtype=np.float64)
+        out = np.empty((len(encoded), OUTPUTS), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 rows = order[start : start + batch_size]
@@ -433,12 +495,13 @@ class BertClassifier:
         corrected[:, 0] = correct_prior(corrected[:, 0], self.ptm_prior, self.spec.train_ptm_share)
         return corrected
 
-    def _prediction(self, row: np.ndarray, raw_ptm: float) -> Prediction:
+    def _prediction(self, row: np.ndarray, raw_ptm: float, type_row: np.ndarray) -> Prediction:
         thresholds = self.spec.thresholds
         score = dict(zip(LABELS, (float(s) for s in row), strict=True))
-        extra: dict[str, object] = {}
+        kinds = {kind: float(p) for kind, p in zip(ISSUE_TYPES, type_row, strict=True)}
+        extra: dict[str, object] = {"type": max(kinds, key=kinds.__getitem__), "type_scores": kinds}
         if self.ptm_prior is not None:
-            extra = {"ptm_prior": self.ptm_prior, "ptm_score_at_training_share": float(raw_ptm)}
+            extra |= {"ptm_prior": self.ptm_prior, "ptm_score_at_training_share": float(raw_ptm)}
         return thresholded(score, thresholds, self.version, extra)
 
 

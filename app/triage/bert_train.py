@@ -15,6 +15,11 @@ entropy with ``pos_weight`` per label (PTM over all issues, themes and
 sub-themes over PTM issues only), averaged over a few dropout samples of the
 pooled vector (multi-sample dropout). The pos_weight offset ``log(w)`` is taken
 out of the head biases after training, then one temperature per head is fitted.
+The issue-type head (bug / enhancement / question) is trained with softmax cross
+entropy over every issue with a known type, with class weights ``n / (k * n_type)``
+(capped at ``max_pos_weight``); as with pos_weight, the offset ``log(w)`` is then taken
+out of its biases, and its temperature (and, blended, its stack, with one offset per type)
+is fitted by plain NLL on the held-out slice, so its scores are calibrated probabilities.
 
 With ``blend_lexical`` a TF-IDF baseline (``app.triage.baseline``) is fitted on the
 same fitting rows and stacked with the BERT heads (three weights per head, fitted
@@ -43,20 +48,23 @@ from sklearn.model_selection import train_test_split
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-from app.taxonomy import SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
 from app.triage.baseline import BaselineClassifier, fit_baseline, label_matrix
 from app.triage.classifier import LABELS, PTM
 from app.triage.bert import (
     HEADS,
     NEVER,
+    TYPES,
     BertClassifier,
     Encoded,
     ModelSpec,
     MultiTaskBert,
     calibrate,
+    calibrate_types,
     collate,
     correct_prior,
     encode,
+    lexical_parts,
     logit,
     pack_artifact,
     resolve_device,
@@ -87,6 +95,7 @@ class BertTrainConfig:
     dropout_samples: int = 4
     max_pos_weight: float = 8.0
     subtheme_loss_weight: float = 0.5
+    type_loss_weight: float = 0.5
     holdout: float = 0.15
     blend_lexical: bool = True
     min_subtheme_precision: float = 0.7
@@ -153,19 +162,28 @@ def fit_bert(
     fit_cache, hold_cache, dev_cache = cached(fit_issues), cached(hold_issues), cached(dev)
     cache_s = time.perf_counter() - t0
     fit_y, hold_y, dev_y = targets(fit_issues), targets(hold_issues), targets(dev)
+    fit_t, hold_t = type_targets(fit_issues), type_targets(hold_issues)
     pos_weight = positive_weights(fit_y, config.max_pos_weight)
+    class_weight = type_weights(fit_t, config.max_pos_weight)
 
     t0 = time.perf_counter()
-    history = _train(model, fit_cache, fit_y, hold_cache, hold_y, dev_cache, dev_y, pos_weight, config, target)
+    history = _train(
+        model, fit_cache, fit_y, hold_cache, hold_y, dev_cache, dev_y, pos_weight, config, target,
+        fit_t=fit_t, hold_t=hold_t, dev_t=type_targets(dev), class_weight=class_weight,
+    )
     train_s = time.perf_counter() - t0
 
     _round_to_storage(model)
-    _remove_pos_weight_offset(model, pos_weight)
+    _remove_pos_weight_offset(model, pos_weight, class_weight)
     hold_logits = top_logits(model, hold_cache, target)
     temperatures = fit_temperatures(hold_logits, hold_y)
+    temperatures["types"] = fit_type_temperature(hold_logits[:, TYPES], hold_t)
     lexical = fit_baseline(fit_issues) if config.blend_lexical else None
-    hold_lexical = lexical_scores(lexical, hold_issues)
+    hold_lexical, hold_lexical_types = lexical_scores(lexical, hold_issues), lexical_type_scores(lexical, hold_issues)
     blend = fit_blend(calibrate(hold_logits, temperatures), hold_lexical, hold_y) if lexical else None
+    if blend is not None:
+        hold_types = calibrate_types(hold_logits, temperatures["types"])
+        blend["types"] = fit_type_blend(hold_types, hold_lexical_types, hold_t)
     thresholds = tune_thresholds(calibrate(hold_logits, temperatures, blend, hold_lexical), hold_y, config)
     spec = ModelSpec(
         frozen_layers=config.frozen_layers,
@@ -190,12 +208,20 @@ def fit_bert(
             "positives": {"fit": _counts(fit_y), "holdout": _counts(hold_y), "dev": _counts(dev_y) if dev else {}},
         },
         "pos_weight": dict(zip(LABELS, (round(float(w), 3) for w in pos_weight), strict=True)),
+        "type_class_weight": dict(zip(ISSUE_TYPES, (round(float(w), 3) for w in class_weight), strict=True)),
+        "types": {
+            "fit": _type_counts(fit_t),
+            "holdout": _type_counts(hold_t),
+            "dev": _type_counts(type_targets(dev)) if dev else {},
+        },
         "history": history,
         "times_s": {"cache": round(cache_s, 1), "train": round(train_s, 1)},
         "holdout": _scores_summary(classifier, hold_issues),
     }
     if dev and lexical:
-        report["dev_parts"] = _part_figures(model, hold_logits, hold_lexical, hold_y, dev_cache, dev, temperatures, lexical, config, target)
+        report["dev_parts"] = _part_figures(
+            model, hold_logits, hold_lexical, hold_y, dev_cache, dev, temperatures, lexical, config, target
+        )
     if dev:
         classifier, report["dev_vetoed_subthemes"] = _dev_veto(classifier, model, spec, dev, config)
         report["dev"] = dev_figures(classifier, dev, config.reweighted_share)
@@ -217,6 +243,24 @@ def _split(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> tuple[lis
 def targets(issues: Sequence[LabeledIssue]) -> np.ndarray:
     """0/1 targets as floats, one column per entry of ``LABELS``."""
     return label_matrix(issues).astype(np.float32)
+
+
+def type_targets(issues: Sequence[LabeledIssue]) -> np.ndarray:
+    """Index into ``ISSUE_TYPES`` per issue; -1 where the type is unknown."""
+    index = {kind: k for k, kind in enumerate(ISSUE_TYPES)}
+    return np.array([index.get(i.type, -1) if i.type else -1 for i in issues], dtype=np.int64)
+
+
+def type_weights(t: np.ndarray, max_weight: float) -> np.ndarray:
+    """Class weights ``n / (k * n_type)`` over the issues with a known type, in [1/max, max]."""
+    known = t[t >= 0]
+    counts = np.bincount(known, minlength=len(ISSUE_TYPES)).astype(np.float64)
+    weights = np.where(counts > 0, len(known) / (len(ISSUE_TYPES) * np.maximum(counts, 1.0)), 1.0)
+    return np.clip(weights, 1.0 / max_weight, max_weight)
+
+
+def _type_counts(t: np.ndarray) -> dict[str, int]:
+    return {kind: int((t == k).sum()) for k, kind in enumerate(ISSUE_TYPES)}
 
 
 def positive_weights(y: np.ndarray, max_weight: float) -> np.ndarray:
@@ -274,13 +318,21 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Gener
 
 
 def multitask_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor, subtheme_weight: float) -> torch.Tensor:
-    """PTM loss over all rows; theme and sub-theme losses over PTM rows only."""
-    bce = F.binary_cross_entropy_with_logits(logits.float(), y, pos_weight=pos_weight, reduction="none")
+    """PTM loss over all rows; theme and sub-theme losses over PTM rows only (type columns ignored)."""
+    bce = F.binary_cross_entropy_with_logits(logits[:, : y.shape[1]].float(), y, pos_weight=pos_weight, reduction="none")
     ptm_rows = y[:, :1]
     count = ptm_rows.sum().clamp(min=1.0)
     theme = (bce[:, _THEMES] * ptm_rows).sum() / (count * bce[:, _THEMES].shape[1])
     subtheme = (bce[:, _SUBTHEMES] * ptm_rows).sum() / (count * bce[:, _SUBTHEMES].shape[1])
     return bce[:, 0].mean() + theme + subtheme_weight * subtheme
+
+
+def type_loss(logits: torch.Tensor, t: torch.Tensor, class_weight: torch.Tensor) -> torch.Tensor:
+    """Class-weighted softmax cross entropy of the type columns over rows with a known type."""
+    known = t >= 0
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[known][:, TYPES].float(), t[known], weight=class_weight)
 
 
 def _train(
@@ -294,8 +346,15 @@ def _train(
     pos_weight: np.ndarray,
     config: BertTrainConfig,
     device: torch.device,
+    *,
+    fit_t: np.ndarray | None = None,
+    hold_t: np.ndarray | None = None,
+    dev_t: np.ndarray | None = None,
+    class_weight: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Train in place, keep the epoch with the best held-out score (early stopping)."""
+    fit_t = np.full(len(fit_cache), -1, dtype=np.int64) if fit_t is None else fit_t
+    class_weight = np.ones(len(ISSUE_TYPES)) if class_weight is None else class_weight
     rng = np.random.default_rng(config.seed)
     lengths = [len(h) for h in fit_cache]
     steps = config.epochs * math.ceil(len(fit_cache) / config.batch_size)
@@ -307,6 +366,8 @@ def _train(
     amp, scaler = _mixed_precision(device)
     weight = torch.tensor(pos_weight, dtype=torch.float32, device=device)
     labels = torch.tensor(fit_y, device=device)
+    kinds = torch.tensor(fit_t, device=device)
+    type_weight = torch.tensor(class_weight, dtype=torch.float32, device=device)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     history: list[dict[str, Any]] = []
     stale = 0
@@ -318,10 +379,13 @@ def _train(
             hidden, mask = _padded(fit_cache, rows)
             with amp():
                 pooled = model.top(hidden, mask)
-                losses = [
-                    multitask_loss(model.heads(pooled), labels[rows], weight, config.subtheme_loss_weight)
-                    for _ in range(config.dropout_samples)
-                ]
+                losses = []
+                for _ in range(config.dropout_samples):
+                    out = model.heads(pooled)
+                    losses.append(
+                        multitask_loss(out, labels[rows], weight, config.subtheme_loss_weight)
+                        + config.type_loss_weight * type_loss(out, kinds[rows], type_weight)
+                    )
                 loss = torch.stack(losses).mean()
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -333,7 +397,9 @@ def _train(
             total += float(loss.detach())
             progress.set_postfix(loss=f"{total / n:.4f}")
         progress.close()
-        record = _epoch_record(epoch, total / max(n, 1), model, hold_cache, hold_y, dev_cache, dev_y, config, device)
+        record = _epoch_record(
+            epoch, total / max(n, 1), model, hold_cache, hold_y, dev_cache, dev_y, config, device, hold_t, dev_t
+        )
         history.append(record)
         print(_epoch_line(record), flush=True)
         if best is None or record["selection"] > best[0] + 1e-6:
@@ -371,7 +437,7 @@ def _mixed_precision(device: torch.device) -> tuple[Any, torch.amp.GradScaler]:
 
 
 def top_logits(model: MultiTaskBert, cache: Sequence[torch.Tensor], device: torch.device, batch_size: int = 64) -> np.ndarray:
-    out = np.empty((len(cache), len(LABELS)), dtype=np.float64)
+    out = np.empty((len(cache), TYPES.stop), dtype=np.float64)
     order = sorted(range(len(cache)), key=lambda i: len(cache[i]))
     model.eval()
     with torch.inference_mode():
@@ -392,16 +458,32 @@ def _epoch_record(
     dev_y: np.ndarray,
     config: BertTrainConfig,
     device: torch.device,
+    hold_t: np.ndarray | None = None,
+    dev_t: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    hold_p = expit(top_logits(model, hold_cache, device))
+    hold_logits = top_logits(model, hold_cache, device)
+    hold_p = expit(hold_logits[:, : len(LABELS)])
     thresholds = tune_thresholds(hold_p, hold_y, config)
     hold = quick_metrics(hold_p, hold_y, thresholds)
+    if hold_t is not None:
+        hold["type_macro_f1"] = type_macro_f1(hold_logits[:, TYPES], hold_t)
     record: dict[str, Any] = {"epoch": epoch, "train_loss": round(loss, 4), "holdout": hold}
     record["selection"] = round(hold["ptm_f1"] + hold["theme_micro_f1"], 4)
     if dev_cache:
-        dev_p = expit(top_logits(model, dev_cache, device))
-        record["dev"] = quick_metrics(dev_p, dev_y, thresholds)
+        dev_logits = top_logits(model, dev_cache, device)
+        record["dev"] = quick_metrics(expit(dev_logits[:, : len(LABELS)]), dev_y, thresholds)
+        if dev_t is not None:
+            record["dev"]["type_macro_f1"] = type_macro_f1(dev_logits[:, TYPES], dev_t)
     return record
+
+
+def type_macro_f1(scores: np.ndarray, t: np.ndarray) -> float:
+    """Macro-F1 over ``ISSUE_TYPES`` of the argmax of ``scores`` (logits or probabilities), known rows."""
+    known = t >= 0
+    if not known.any():
+        return 0.0
+    predicted = scores[known].argmax(axis=1)
+    return round(float(f1_score(t[known], predicted, labels=list(range(len(ISSUE_TYPES))), average="macro", zero_division=0)), 4)
 
 
 def _epoch_line(record: dict[str, Any]) -> str:
@@ -411,8 +493,12 @@ def _epoch_line(record: dict[str, Any]) -> str:
             f"macro {m['theme_macro_f1']:.3f} sub micro {m['subtheme_micro_f1']:.3f}"
         )
 
+    def kind(m: dict[str, float]) -> str:
+        return f" type macro {m['type_macro_f1']:.3f}" if "type_macro_f1" in m else ""
+
     line = f"epoch {record['epoch']} loss {record['train_loss']:.4f} | {part('held-out', record['holdout'])}"
-    return line + (f" | {part('dev', record['dev'])}" if "dev" in record else "")
+    line += kind(record["holdout"])
+    return line + (f" | {part('dev', record['dev'])}{kind(record['dev'])}" if "dev" in record else "")
 
 
 # --- calibration and thresholds ---------------------------------------------------------------
@@ -426,8 +512,9 @@ def _round_to_storage(model: MultiTaskBert) -> None:
                 parameter.copy_(parameter.half().float())
 
 
-def _remove_pos_weight_offset(model: MultiTaskBert, pos_weight: np.ndarray) -> None:
-    """A pos_weight ``w`` shifts the optimal logit by ``log w``; take it out of the head biases."""
+def _remove_pos_weight_offset(model: MultiTaskBert, pos_weight: np.ndarray, class_weight: np.ndarray | None = None) -> None:
+    """A pos_weight ``w`` shifts the optimal logit by ``log w``; take it out of the head biases
+    (and a type's class weight out of the type head's, which shifts its softmax logit alike)."""
     offsets = torch.tensor(np.log(pos_weight), dtype=torch.float32)
     with torch.no_grad():
         for head, columns in (
@@ -436,6 +523,9 @@ def _remove_pos_weight_offset(model: MultiTaskBert, pos_weight: np.ndarray) -> N
             (model.subtheme_head, _SUBTHEMES),
         ):
             head.bias -= offsets[columns].to(head.bias.device)
+        if class_weight is not None:
+            type_offsets = torch.tensor(np.log(class_weight), dtype=torch.float32)
+            model.type_head.bias -= type_offsets.to(model.type_head.bias.device)
 
 
 def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
@@ -458,6 +548,44 @@ def fit_temperatures(logits: np.ndarray, y: np.ndarray) -> dict[str, float]:
         "themes": fit_temperature(logits[ptm_rows][:, _THEMES].ravel(), y[ptm_rows][:, _THEMES].ravel()),
         "subthemes": fit_temperature(logits[ptm_rows][:, _SUBTHEMES].ravel(), y[ptm_rows][:, _SUBTHEMES].ravel()),
     }
+
+
+def _type_nll(s: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Class-weighted mean negative log-likelihood of ``softmax(s)`` at ``t``."""
+    log_p = s - np.logaddexp.reduce(s, axis=1, keepdims=True)
+    weights = np.ones(len(t)) if w is None else w[t]
+    return float(-(weights * log_p[np.arange(len(t)), t]).sum() / weights.sum())
+
+
+def fit_type_temperature(logits: np.ndarray, t: np.ndarray, class_weight: np.ndarray | None = None) -> float:
+    """The temperature of ``softmax(logits / T)`` with the least held-out NLL (class-weighted if given)."""
+    known = t >= 0
+    if known.sum() == 0 or len(np.unique(t[known])) < 2:
+        return 1.0
+    z, truth = logits[known], t[known]
+    fitted = minimize_scalar(lambda log_t: _type_nll(z / math.exp(log_t), truth, class_weight), bounds=(-3.0, 3.0), method="bounded")
+    return round(math.exp(fitted.x), 4)
+
+
+def fit_type_blend(
+    bert: np.ndarray, lexical: np.ndarray, t: np.ndarray, class_weight: np.ndarray | None = None
+) -> list[float]:
+    """``[a, b, c_1, ..., c_k]`` of ``softmax(a * log(bert) + b * log(lexical) + c)`` by held-out NLL
+    (class-weighted if given; ``c`` of the first type fixed at 0: softmax ignores a common offset)."""
+    known = t >= 0
+    default = [1.0, 0.0] + [0.0] * len(ISSUE_TYPES)
+    if known.sum() == 0 or len(np.unique(t[known])) < 2:
+        return default
+    z = np.log(np.clip(bert[known], 1e-6, 1.0))
+    b = np.log(np.clip(lexical[known], 1e-6, 1.0))
+    truth = t[known]
+
+    def nll(w: np.ndarray) -> float:
+        return _type_nll(w[0] * z + w[1] * b + np.concatenate([[0.0], w[2:]]), truth, class_weight)
+
+    start = np.array([1.0, 0.5] + [0.0] * (len(ISSUE_TYPES) - 1))
+    fitted = minimize(nll, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-7, "maxiter": 4000})
+    return [round(float(w), 4) for w in (fitted.x[0], fitted.x[1], 0.0, *fitted.x[2:])]
 
 
 def best_threshold(scores: np.ndarray, truth: np.ndarray, min_precision: float = 0.0, min_hits: int = 1) -> float:
@@ -602,6 +730,10 @@ def lexical_scores(lexical: BaselineClassifier | None, issues: Sequence[LabeledI
     return lexical.scores([normalize(i.title, i.body) for i in issues]) if lexical else None
 
 
+def lexical_type_scores(lexical: BaselineClassifier | None, issues: Sequence[LabeledIssue]) -> np.ndarray | None:
+    return lexical_parts(lexical, [i.text() for i in issues])[1] if lexical else None
+
+
 def fit_blend(bert: np.ndarray, lexical: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
     """Per head, ``[a, b, c]`` of ``sigmoid(a * logit(bert) + b * logit(lexical) + c)`` by held-out NLL
     (PTM over all rows, themes and sub-themes over PTM rows, as the temperatures)."""
@@ -641,24 +773,29 @@ def _part_figures(
     device: torch.device,
 ) -> dict[str, dict[str, float]]:
     """Dev figures of each part alone, each with thresholds tuned on the held-out slice."""
-    dev_y = targets(dev)
+    dev_y, dev_t = targets(dev), type_targets(dev)
+    dev_logits = top_logits(model, dev_cache, device)
     parts = {
-        "bert_only": (calibrate(hold_logits, temperatures), calibrate(top_logits(model, dev_cache, device), temperatures)),
-        "lexical_only": (hold_lexical, lexical_scores(lexical, dev)),
+        "bert_only": (calibrate(hold_logits, temperatures), calibrate(dev_logits, temperatures), dev_logits[:, TYPES]),
+        "lexical_only": (hold_lexical, lexical_scores(lexical, dev), lexical_type_scores(lexical, dev)),
     }
-    return {
-        name: quick_metrics(dev_p, dev_y, tune_thresholds(hold_p, hold_y, config))
-        for name, (hold_p, dev_p) in parts.items()
-    }
+    figures = {}
+    for name, (hold_p, dev_p, dev_types) in parts.items():
+        figures[name] = quick_metrics(dev_p, dev_y, tune_thresholds(hold_p, hold_y, config))
+        figures[name]["type_macro_f1"] = type_macro_f1(dev_types, dev_t)
+    return figures
 
 
 def _headline(result: dict[str, Any]) -> dict[str, float]:
-    return {
+    figures = {
         "ptm_f1": result["ptm"]["f1"],
         "theme_micro_f1": result["themes"]["micro_f1"],
         "theme_macro_f1": result["themes"]["macro_f1"],
         "subtheme_micro_f1": result["subthemes"]["micro_f1"],
     }
+    if result.get("types"):
+        figures["type_macro_f1"] = result["types"]["macro_f1"]
+    return figures
 
 
 def cpu_throughput(classifier: BertClassifier, texts: Sequence[Any], n: int = 96) -> dict[str, Any]:
@@ -685,8 +822,9 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {classifier.version}",
         "",
-        f"Kind `bert`: {BASE_NAME} (BERT, 6 layers, hidden 384) fine-tuned with three heads over the",
-        "mean-pooled last layer: PTM-related (binary), 7 themes and 32 sub-themes (multi-label).",
+        f"Kind `bert`: {BASE_NAME} (BERT, 6 layers, hidden 384) fine-tuned with four heads over the",
+        "mean-pooled last layer: PTM-related (binary), 7 themes and 32 sub-themes (multi-label), and the",
+        "issue type (bug / enhancement / question, softmax; `extra[\"type\"]`, `extra[\"type_scores\"]`).",
         f"Input: `title [SEP] body` (both through `normalize`), at most {spec.max_tokens} tokens; a long body",
         "keeps its head and tail. Themes apply only when PTM fires, sub-themes only under their theme.",
         "",
@@ -724,17 +862,24 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         ),
         "",
         "## Training history (held-out thresholds tuned each epoch)",
-        "| epoch | loss | held-out PTM F1 | held-out theme micro | dev PTM F1 | dev theme micro | dev theme macro |",
-        "|---|---|---|---|---|---|---|",
+        (
+            "| epoch | loss | held-out PTM F1 | held-out theme micro | held-out type macro | dev PTM F1 | dev theme micro"
+            " | dev theme macro | dev type macro |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {h['epoch']} | {h['train_loss']:.4f} | {h['holdout']['ptm_f1']:.3f} | {h['holdout']['theme_micro_f1']:.3f} | "
+            f"{h['holdout'].get('type_macro_f1', float('nan')):.3f} | "
             + (
-                f"{h['dev']['ptm_f1']:.3f} | {h['dev']['theme_micro_f1']:.3f} | {h['dev']['theme_macro_f1']:.3f} |"
+                f"{h['dev']['ptm_f1']:.3f} | {h['dev']['theme_micro_f1']:.3f} | {h['dev']['theme_macro_f1']:.3f} | "
+                f"{h['dev'].get('type_macro_f1', float('nan')):.3f} |"
                 if "dev" in h
-                else "| | |"
+                else " | | | |"
             )
             for h in report["history"]
         ),
+        "Epochs are selected on held-out PTM F1 + theme micro-F1; type macro-F1 (argmax of raw logits) is shown",
+        "for information.",
         "",
         "## Calibration and thresholds",
         "The pos_weight offset is removed from the head biases, then one temperature per head is fitted",
@@ -744,11 +889,37 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         *(
             [
                 "Stack with the TF-IDF baseline, per head `sigmoid(a * logit/T + b * tfidf_logit + c)`, fitted the",
-                "same way: " + "; ".join(f"{h} a={w[0]} b={w[1]} c={w[2]}" for h, w in spec.blend.items()) + ".",
+                "same way: "
+                + "; ".join(f"{h} a={w[0]} b={w[1]} c={w[2]}" for h, w in spec.blend.items() if h != "types")
+                + ".",
             ]
             if spec.blend
             else []
         ),
+        "",
+        "Issue type: softmax cross entropy (loss weight "
+        f"{config.get('type_loss_weight')}) with class weights "
+        + ", ".join(f"{k} {v}" for k, v in report["type_class_weight"].items())
+        + " (`n / (3 n_type)`); the offset `log(w)` is removed from its biases, then its temperature",
+        f"({spec.temperatures['types']}) and stack with the TF-IDF type head (one offset per type) are fitted",
+        "by NLL on the held-out slice, so `type_scores` are calibrated probabilities at the training mix of",
+        "types; `type` is the most probable. "
+        + (
+            "Stack `softmax(a * logit/T + b * log(tfidf_p) + c_type)`: "
+            + f"a={spec.blend['types'][0]} b={spec.blend['types'][1]} c={spec.blend['types'][2:]}"
+            + "."
+            if spec.blend
+            else ""
+        ),
+        "",
+        "| type | fit | held-out | dev |",
+        "|---|---|---|---|",
+        *(
+            f"| {kind} | {report['types']['fit'][kind]} | {report['types']['holdout'][kind]} | "
+            f"{report['types']['dev'].get(kind, '')} |"
+            for kind in ISSUE_TYPES
+        ),
+        "",
         f"Training share of PTM issues: {spec.train_ptm_share}. With `ptm_prior=s` the PTM probability is",
         "corrected by Bayes' rule on the odds to a deployment share `s`.",
         "Thresholds maximise held-out F1 (themes given the PTM decision, sub-themes given their theme);",
@@ -788,6 +959,7 @@ def _dev_section(report: dict[str, Any]) -> list[str]:
     parts = [
         f"- {name.replace('_', ' ')}: PTM F1 {m['ptm_f1']:.3f}, themes micro {m['theme_micro_f1']:.3f} "
         f"macro {m['theme_macro_f1']:.3f}, sub-themes micro {m['subtheme_micro_f1']:.3f}"
+        + (f", types macro {m['type_macro_f1']:.3f}" if "type_macro_f1" in m else "")
         for name, m in report.get("dev_parts", {}).items()
     ]
     return [
