@@ -31,10 +31,9 @@ def installation_id(event: sansio.Event) -> int | None:
 
 def track_issue(session: Session, event: sansio.Event) -> tuple[Repository, Issue, bool]:
     """Upsert the delivery's repository and issue; True when the issue is new here."""
-    repo_data = field(event.data, "repository")
-    field(repo_data, "id"), field(repo_data, "full_name")
-    issue_data = field(event.data, "issue")
-    field(issue_data, "number")
+    for path in (("repository", "id"), ("repository", "full_name"), ("issue", "number")):
+        field(event.data, *path)
+    repo_data, issue_data = event.data["repository"], event.data["issue"]
     repo = upsert_repository(session, repo_data, installation_id(event))
     issue, created = upsert_issue(session, repo, issue_data)
     return repo, issue, created

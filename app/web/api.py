@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from app import repo_config
 from app.stats.comparison import balanced_comparison
@@ -25,7 +26,8 @@ router = APIRouter()
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
-def _repository(session, repo: str | None) -> Repository | None:  # type: ignore[no-untyped-def]
+def tracked_repository(session: Session, repo: str | None) -> Repository | None:
+    """The tracked repository named ``repo`` (None for all); 422 when malformed, 404 when unknown."""
     if repo is None:
         return None
     if not REPO_PATTERN.match(repo):
@@ -58,7 +60,7 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
 
 def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
     with services.db.session() as session:
-        found = _repository(session, repo)
+        found = tracked_repository(session, repo)
         issues = tracked_issues(session, found.id if found else None)
         predictions = latest_predictions(session, [i.id for i in issues])
         records = [record_of(i, predictions.get(i.id), services.policy) for i in issues]
@@ -152,7 +154,7 @@ async def issues(
 
     def read() -> dict[str, Any]:
         with services.db.session() as session:
-            found = _repository(session, repo)
+            found = tracked_repository(session, repo)
             tracked = tracked_issues(session, found.id if found else None)
             page = tracked[offset: offset + limit]
             predictions = latest_predictions(session, [i.id for i in page])
@@ -171,7 +173,7 @@ async def config(request: Request, repo: str = Query(..., description="owner/nam
 
     def read() -> dict[str, Any]:
         with services.db.session() as session:
-            found = _repository(session, repo)
+            found = tracked_repository(session, repo)
             row = session.get(RepoConfig, found.id)
             loaded = repo_config.interpret(row, services.policy) if row else None
             return {

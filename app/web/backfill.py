@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app import backfill
-from app.web.api import _repository
+from app.web.api import tracked_repository
 
 router = APIRouter()
 
@@ -19,7 +19,7 @@ async def backfills(request: Request, repo: str | None = Query(None, description
 
     def read() -> list[dict[str, Any]]:
         with services.db.session() as session:
-            found = _repository(session, repo)
+            found = tracked_repository(session, repo)
         return backfill.statuses(services, found.id if found else None)
 
     body: dict[str, Any] = {"dry_run": services.dry_run, "backfills": await run_in_threadpool(read)}
