@@ -201,12 +201,27 @@ def _refresh_issue(session: Session, repo: Repository, issue: Issue | None,
     issue.body = (data.get("body") or "")[:MAX_STORED_BODY]
     issue.author_login = user.get("login", issue.author_login)
     issue.author_type = user.get("type", issue.author_type)
-    issue.labels = [label["name"] for label in data.get("labels") or [] if isinstance(label, Mapping)]
+    if created or not _app_wrote_labels_since(session, issue, parse_github_time(data.get("updated_at"))):
+        issue.labels = [label["name"] for label in data.get("labels") or [] if isinstance(label, Mapping)]
     if created:
         issue.state = data.get("state") or "open"
         issue.closed_at = parse_github_time(data.get("closed_at")) if issue.state == "closed" else None
         issue.state_reason = data.get("state_reason")
     return issue, created
+
+
+def _app_wrote_labels_since(session: Session, issue: Issue, moment: datetime | None) -> bool:
+    """Whether the app changed the issue's labels after ``moment``, which makes a payload of then stale.
+
+    Handlers of one delivery run in no fixed order: without this, the lifecycle handler of
+    ``issues.opened`` could put the payload's (empty) labels back over those triage just wrote.
+    """
+    if moment is None:
+        return False
+    last = session.scalar(
+        select(func.max(LabelChange.at)).where(LabelChange.issue_id == issue.id, LabelChange.by_app.is_(True))
+    )
+    return last is not None and moment < last
 
 
 def add_issue_event(session: Session, issue: Issue, kind: str, at: datetime, delivery_id: str | None) -> None:
