@@ -29,4 +29,6 @@ def test_a_payload_older_than_the_apps_own_label_write_does_not_undo_it(database
         assert stale.labels == ["ptm: related"]
         later, _ = upsert_issue(session, repo, payload(["bug"], datetime.now(timezone.utc) + timedelta(seconds=5)))
         assert later.labels == ["bug"], "a newer payload is the truth"
+        unlabeled, _ = upsert_issue(session, repo, payload([], event_time), labels_changed=True)
+        assert unlabeled.labels == [], "a label event's labels are the truth whatever its time"
     db.dispose()

@@ -35,5 +35,6 @@ def track_issue(session: Session, event: sansio.Event) -> tuple[Repository, Issu
         field(event.data, *path)
     repo_data, issue_data = event.data["repository"], event.data["issue"]
     repo = upsert_repository(session, repo_data, installation_id(event))
-    issue, created = upsert_issue(session, repo, issue_data)
+    labels_changed = event.data.get("action") in ("labeled", "unlabeled")
+    issue, created = upsert_issue(session, repo, issue_data, labels_changed)
     return repo, issue, created

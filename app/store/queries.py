@@ -163,9 +163,14 @@ def find_issue(session: Session, repository_id: int, number: int) -> Issue | Non
     )
 
 
-def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any]) -> tuple[Issue, bool]:
-    """Create or refresh an issue from a GitHub issue object; True when it was new."""
-    issue, created = _refresh_issue(session, repo, find_issue(session, repo.id, data["number"]), data)
+def upsert_issue(session: Session, repo: Repository, data: Mapping[str, Any],
+                 labels_changed: bool = False) -> tuple[Issue, bool]:
+    """Create or refresh an issue from a GitHub issue object; True when it was new.
+
+    ``labels_changed``: the payload is about a label change (``issues.labeled``/``unlabeled``),
+    so its labels are taken even when the app wrote labels since its ``updated_at``."""
+    issue, created = _refresh_issue(session, repo, find_issue(session, repo.id, data["number"]), data,
+                                    labels_changed)
     session.flush()
     return issue, created
 
@@ -187,7 +192,7 @@ def add_missing_issues(session: Session, repo: Repository,
 
 
 def _refresh_issue(session: Session, repo: Repository, issue: Issue | None,
-                   data: Mapping[str, Any]) -> tuple[Issue, bool]:
+                   data: Mapping[str, Any], labels_changed: bool = False) -> tuple[Issue, bool]:
     created = issue is None
     if issue is None:
         issue = Issue(
@@ -201,7 +206,9 @@ def _refresh_issue(session: Session, repo: Repository, issue: Issue | None,
     issue.body = (data.get("body") or "")[:MAX_STORED_BODY]
     issue.author_login = user.get("login", issue.author_login)
     issue.author_type = user.get("type", issue.author_type)
-    if created or not _app_wrote_labels_since(session, issue, parse_github_time(data.get("updated_at"))):
+    if created or labels_changed or not _app_wrote_labels_since(
+        session, issue, parse_github_time(data.get("updated_at"))
+    ):
         issue.labels = [label["name"] for label in data.get("labels") or [] if isinstance(label, Mapping)]
     if created:
         issue.state = data.get("state") or "open"
