@@ -2,15 +2,17 @@
 
 Same texts (dev.jsonl, lengths as in the data), same fine-tuned weights, one run:
 
-- ours: ``BertClassifier.predict`` at batch 1, 8, 32 and 128 (int8 dynamic quantisation
-  and float32 on CPU; float16 on CUDA), length-sorted batches, dynamic padding;
+- ours: ``BertClassifier.predict`` at batch 1, 8, 32 and 128, length-sorted batches,
+  dynamic padding; on CPU on ONNX Runtime and on PyTorch, each in float32 and int8
+  (dynamic quantisation), on CUDA in float16;
 - pipeline: ``pipeline("text-classification")`` over a ``BertForSequenceClassification``
   holding the same fine-tuned encoder and the PTM head, float32, 256 max tokens, one
   issue at a time. It pools with the [CLS] pooler (initialised, not trained), so its
   scores are not ours; it is a compute reference for the same network size and input.
 
-Latency is per ``predict`` call (per issue at batch 1). Dev PTM F1 is reported per
-variant of ours, to show speed comes at equal accuracy. Writes
+Latency is per ``predict`` call (per issue at batch 1). The dev figures of
+``app.triage.evaluate`` (PTM F1, theme and sub-theme F1, type macro-F1) are reported
+per variant of ours, to show where speed comes at equal accuracy. Writes
 ``benchmarks/results/classifier-<device>.json`` and prints a table.
 
     .venv/bin/python benchmarks/classifier.py [--data DEV.jsonl] [--model models/bert] [--limit N]
@@ -29,12 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from transformers import BertConfig, BertForSequenceClassification, pipeline
 
 from app.triage.bert import BertClassifier, available_cores, build_model
+from app.triage.bert_train import headline
 from app.triage.classifier import IssueText
 from app.triage.data import load_jsonl
+from app.triage.evaluate import evaluate
+from app.triage.onnx_runtime import onnx_available
 from app.triage.normalize import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,15 +65,12 @@ def main() -> None:
 
 def run(model_dir: Path, issues: Sequence[Any], device: str) -> dict[str, Any]:
     texts = [i.text() for i in issues]
-    truth = np.array([i.ptm for i in issues], dtype=int)
-    variants = {"int8": True, "fp32": False} if device == "cpu" else {"fp16": False}
     rows: list[dict[str, Any]] = []
-    accuracy: dict[str, float] = {}
-    for name, quantize in variants.items():
-        classifier = BertClassifier.load(model_dir, device=device, quantize=quantize)
-        predictions = classifier.predict(texts)
-        accuracy[name] = round(float(f1_score(truth, [p.ptm for p in predictions])), 4)
-        rows += [{"path": f"ours {name}", "batch": b, **measure(_predictor(classifier, b), texts, b)} for b in BATCHES]
+    accuracy: dict[str, dict[str, float]] = {}
+    for name, runtime, quantize in variants(device):
+        classifier = BertClassifier.load(model_dir, device=device, runtime=runtime, quantize=quantize)
+        accuracy[name] = headline(evaluate(classifier, issues))
+        rows += [{"path": name, "batch": b, **measure(_predictor(classifier, b), texts, b)} for b in BATCHES]
         version = classifier.version
     plain = plain_pipeline(model_dir, device)
     inputs = [{"text": normalize(t.title, ""), "text_pair": normalize("", t.body)} for t in texts]
@@ -86,9 +87,17 @@ def run(model_dir: Path, issues: Sequence[Any], device: str) -> dict[str, Any]:
         "torch": torch.__version__,
         "texts": len(texts),
         "mean_chars": round(statistics.mean(len(t.title) + len(t.body) for t in texts), 1),
-        "dev_ptm_f1": accuracy,
+        "dev": accuracy,
         "rows": rows,
     }
+
+
+def variants(device: str) -> list[tuple[str, str, bool]]:
+    """(name, runtime, int8) of our serving path to measure on ``device``."""
+    if device != "cpu":
+        return [("torch fp16", "torch", False)]
+    torch_paths = [("torch int8", "torch", True), ("torch fp32", "torch", False)]
+    return ([("onnx int8", "onnx", True), ("onnx fp32", "onnx", False)] if onnx_available() else []) + torch_paths
 
 
 def _predictor(classifier: BertClassifier, batch: int) -> Callable[[list[IssueText]], Any]:
@@ -129,7 +138,10 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         (
             f"{result['model']} on {result['device']} ({result['threads']} threads), {result['texts']} dev texts, "
-            f"dev PTM F1 {result['dev_ptm_f1']}"
+        ),
+        *(
+            f"  dev {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
+            for name, figures in result["dev"].items()
         ),
         f"{'path':<16}{'batch':>6}{'issues/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'speedup':>9}",
     ]

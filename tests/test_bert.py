@@ -20,8 +20,10 @@ from app.triage.bert import (
     build_model,
     calibrate_types,
     collate,
+    content_digest,
     correct_prior,
     encode,
+    length_groups,
     read_spec,
     resolve_device,
     truncate_pair,
@@ -36,6 +38,7 @@ from app.triage.bert_train import (
     type_weights,
 )
 from app.triage.classifier import Classifier, IssueText
+from app.triage.onnx_runtime import RUNTIME_ENV, resolve_runtime
 from app.triage.encoder import (
     BASE_SHA256,
     BASE_WEIGHTS,
@@ -118,6 +121,23 @@ def test_save_load_round_trip_gives_identical_predictions(tiny: Path, tiny_fp32:
     assert again.predict(TEXTS) == tiny_fp32.predict(TEXTS)
 
 
+def test_version_names_the_content_not_the_file_bytes(tiny: Path) -> None:
+    raw = (tiny / MODEL_FILE).read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    metadata = header["__metadata__"]
+    reordered = {"__metadata__": dict(reversed(list(metadata.items()))), **{k: v for k, v in header.items() if k != "__metadata__"}}
+    encoded = json.dumps(reordered).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    rewritten = len(encoded).to_bytes(8, "little") + encoded + raw[8 + size :]
+    assert rewritten != raw
+    assert content_digest(rewritten) == content_digest(raw)
+    changed = bytearray(raw)
+    changed[-1] ^= 1
+    assert content_digest(bytes(changed)) != content_digest(raw)
+    assert BertClassifier.load(tiny, device="cpu", runtime="torch").version == f"bert-minilm@{content_digest(raw)[:12]}"
+
+
 def test_type_head_round_trips_and_its_scores_sum_to_one(tiny: Path, tiny_fp32: BertClassifier, tmp_path: Path) -> None:
     spec = tiny_fp32.spec
     assert "types" in spec.temperatures and spec.blend is not None and len(spec.blend["types"]) == 2 + len(ISSUE_TYPES)
@@ -185,11 +205,35 @@ def test_predict_iter_streams_in_order(tiny_fp32: BertClassifier) -> None:
     assert [p.ptm_score for p in [first, *rest]] == pytest.approx([p.ptm_score for p in expected], abs=1e-5)
 
 
-def test_quantized_cpu_path_is_close_to_float32(tiny: Path, tiny_fp32: BertClassifier) -> None:
-    assert BertClassifier.load(tiny, device="cpu").quantized is QUANTIZE_ON_CPU
-    int8 = BertClassifier.load(tiny, device="cpu", quantize=True)
-    assert int8.quantized and not tiny_fp32.quantized
-    np.testing.assert_allclose(int8.logits(TEXTS), tiny_fp32.logits(TEXTS), atol=0.25)
+def test_onnx_runtime_gives_the_torch_logits(tiny: Path) -> None:
+    on_torch = BertClassifier.load(tiny, device="cpu", runtime="torch", quantize=False)
+    on_onnx = BertClassifier.load(tiny, device="cpu", runtime="onnx", quantize=False)
+    assert (on_torch.runtime, on_onnx.runtime) == ("torch", "onnx")
+    assert on_onnx.version == on_torch.version
+    np.testing.assert_allclose(on_onnx.logits(TEXTS, batch_size=3), on_torch.logits(TEXTS), atol=1e-4)
+    assert on_onnx.predict(TEXTS)[0].themes == on_torch.predict(TEXTS)[0].themes
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_int8_paths_stay_close_to_float32(tiny: Path, tiny_fp32: BertClassifier, runtime: str) -> None:
+    int8 = BertClassifier.load(tiny, device="cpu", runtime=runtime, quantize=True)
+    assert int8.quantized and not tiny_fp32.quantized and int8.runtime == runtime
+    difference = np.abs(int8.logits(TEXTS) - tiny_fp32.logits(TEXTS))
+    assert 0.0 < difference.max() < 0.25  # quantised (not the float graph), yet close
+
+
+def test_cpu_runtime_and_int8_defaults(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served = BertClassifier.load(tiny, device="cpu")
+    assert served.runtime == "onnx" and served.quantized is QUANTIZE_ON_CPU
+    monkeypatch.setenv(RUNTIME_ENV, "torch")
+    on_torch = BertClassifier.load(tiny, device="cpu")
+    assert on_torch.runtime == "torch" and on_torch.quantized is QUANTIZE_ON_CPU
+    monkeypatch.setenv(RUNTIME_ENV, "tensorrt")
+    with pytest.raises(ValueError, match="PTM_TRIAGE_RUNTIME must be one of auto, torch, onnx"):
+        BertClassifier.load(tiny, device="cpu")
+    assert resolve_runtime("auto", torch.device("cuda")) == "torch"
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_runtime("onnx", torch.device("cuda"))
 
 
 def test_cached_split_forward_matches_the_full_model(tiny: Path) -> None:
@@ -320,3 +364,16 @@ def test_committed_artifact_predicts_sensibly() -> None:
     assert not css.ptm and css.ptm_score < oom.ptm_score
     meta = json.loads((COMMITTED / "meta.json").read_text())
     assert meta["version"] == classifier.version
+
+
+def test_length_groups_cap_the_batch_and_the_padding() -> None:
+    lengths = [10, 10, 11, 11, 12, 40, 41, 200]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups = list(length_groups(order, lengths, batch_size=4))
+    assert [g for group in groups for g in group] == order  # every row once, in order
+    assert groups == [[0, 1, 2, 3], [4], [5, 6], [7]]
+    for group in groups:
+        longest, used = max(lengths[i] for i in group), sum(lengths[i] for i in group)
+        assert longest * len(group) <= 1.1 * used
+    assert list(length_groups([2, 0, 1], [5, 5, 5], batch_size=8)) == [[2, 0, 1]]
+    assert list(length_groups([], [], batch_size=8)) == []

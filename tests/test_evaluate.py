@@ -60,8 +60,15 @@ def test_figures_match_hand_counts():
     subs = result["subthemes"]
     # sub-themes with support: HR1 (P 1, R 1/2 -> F1 2/3), SE1 0, PQ1 0 -> macro over 3 labels
     assert subs["macro_f1"] == pytest.approx((2 / 3) / 3, abs=1e-4)
+    # over the 3 annotated-PTM issues only: tp=2 (HR twice), fp=0, fn=2 (SE, PQ) -> micro F1 = 4/6;
+    # the false MU on the non-PTM issue no longer counts
+    on_ptm = result["themes_on_ptm"]
+    assert on_ptm["micro_f1"] == pytest.approx(4 / 6, abs=1e-4)
+    assert on_ptm["per_label"]["MU"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     report = format_report(result)
     assert "PTM-related" in report and "HR1" in report and "ROC-AUC 0.667" in report
+    assert "on the 3 PTM-related issues only: micro-F1 0.667" in report
+    assert evaluate(TitleOracle(), [issue("score=0.2", False)])["themes_on_ptm"] is None
 
 
 def test_single_class_has_no_auc_and_empty_input_is_refused():

@@ -21,6 +21,11 @@ sub-themes that were not precise enough on held-out data abstain (threshold
 ``NEVER``). The type, ``Prediction.extra["type"]``, is the most probable of
 ``extra["type_scores"]`` (over ``app.taxonomy.ISSUE_TYPES``, summing to 1); it is trained with
 class weights whose offset is then taken out, and calibrated on held-out data like the other heads.
+
+Serving: the device is CUDA, then Apple MPS, then CPU (``PTM_TRIAGE_DEVICE`` overrides); on CPU
+the network runs on ONNX Runtime (``app.triage.onnx_runtime``, ``PTM_TRIAGE_RUNTIME``), on the
+GPUs on PyTorch (half precision on CUDA). Texts are sorted by length and run in batches that
+waste little on padding (``length_groups``).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -50,6 +55,7 @@ from app.triage.baseline import BaselineClassifier
 from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.encoder import BASE_SHA256, load_base
 from app.triage.normalize import normalize
+from app.triage.onnx_runtime import OnnxNetwork, export_graph, quantize_graph, resolve_runtime
 
 KIND = "bert"
 MODEL_FILE = "model.safetensors"
@@ -64,10 +70,14 @@ TYPES = slice(len(LABELS), len(LABELS) + len(ISSUE_TYPES))  # the type head's lo
 OUTPUTS = TYPES.stop  # logit columns of the model
 NEVER = 1.01  # a threshold no probability reaches: the label abstains
 DEVICE_ENV = "PTM_TRIAGE_DEVICE"
-# per-issue cost grows with the batch on a few CPU cores (measured: benchmarks/classifier.py); GPUs want more
-DEFAULT_BATCH = {"cpu": 8, "cuda": 64, "mps": 32}
-QUANTIZE_ON_CPU = False  # int8 cost more than 1 point of dev F1 (see the model card)
+# most rows per model call; length_groups splits a call further where lengths differ
+DEFAULT_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
+# int8 stays opt-in: dynamic quantisation scales activations per batch, so an issue's scores depend on
+# the batch it lands in, and dev F1s moved by up to 2 points with the batching (benchmarks/classifier.py)
+QUANTIZE_ON_CPU = False
+Network = Callable[[dict[str, torch.Tensor]], np.ndarray]  # collated batch in, logits (float64) out
 SORT_WINDOW = 8  # predict_iter sorts this many batches' worth of texts by length at a time
+PADDING_WASTE = 0.1  # a batch closes before padding would add more than this share of its tokens
 _FORMAT = "2"  # 2: the type head
 _TRAINED_PREFIXES = ("ptm_head.", "theme_head.", "subtheme_head.", "type_head.")
 
@@ -214,6 +224,22 @@ def pack_artifact(model: MultiTaskBert, spec: ModelSpec) -> bytes:
     return save_tensors({k: t.contiguous() for k, t in sorted(tensors.items())}, {"format": _FORMAT, "spec": _canonical(asdict(spec))})
 
 
+def content_digest(raw: bytes) -> str:
+    """sha256 of what an artifact holds (its metadata, then each tensor's name, dtype, shape and
+    bytes, by name) rather than of its file bytes: safetensors writes the metadata entries in no
+    fixed order, so two writes of one model can differ byte for byte."""
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    data = memoryview(raw)[8 + size :]
+    digest = hashlib.sha256(_canonical(header.pop("__metadata__", {})).encode())
+    for name in sorted(header):
+        entry = header[name]
+        start, end = entry["data_offsets"]
+        digest.update(_canonical([name, entry["dtype"], entry["shape"]]).encode())
+        digest.update(data[start:end])
+    return digest.hexdigest()
+
+
 def read_spec(raw: bytes) -> ModelSpec:
     size = int.from_bytes(raw[:8], "little")
     metadata = json.loads(raw[8 : 8 + size]).get("__metadata__") or {}
@@ -354,12 +380,13 @@ class BertClassifier:
 
     def __init__(
         self,
-        model: MultiTaskBert,
+        network: Network,
         tokenizer: PreTrainedTokenizerBase,
         spec: ModelSpec,
         raw: bytes,
         device: torch.device,
         *,
+        runtime: str = "torch",
         quantized: bool = False,
         ptm_prior: float | None = None,
         lexical: BaselineClassifier | None = None,
@@ -371,13 +398,14 @@ class BertClassifier:
             raise ValueError(f"bert artifact needs lexical model {spec.lexical_version}, got {found}")
         self.spec = spec
         self.device = device
+        self.runtime = runtime
         self.quantized = quantized
         self.ptm_prior = ptm_prior
-        self._model = model
+        self._network = network
         self._tokenizer = tokenizer
         self._raw = raw
         self.lexical = lexical if spec.blend is not None else None
-        self._version = f"{KIND}-minilm@{hashlib.sha256(raw).hexdigest()[:12]}"
+        self._version = f"{KIND}-minilm@{content_digest(raw)[:12]}"
 
     @property
     def version(self) -> str:
@@ -393,15 +421,22 @@ class BertClassifier:
 
     @classmethod
     def load(
-        cls, path: Path, *, device: str | None = None, quantize: bool | None = None, ptm_prior: float | None = None
+        cls,
+        path: Path,
+        *,
+        device: str | None = None,
+        quantize: bool | None = None,
+        runtime: str | None = None,
+        ptm_prior: float | None = None,
     ) -> BertClassifier:
         """Load ``path/model.safetensors`` (and ``path/lexical`` when the model blends one).
 
-        ``quantize`` (int8 dynamic, CPU only) defaults to ``QUANTIZE_ON_CPU``."""
+        ``quantize`` (int8 dynamic, CPU only) defaults to ``QUANTIZE_ON_CPU``; ``runtime``
+        (``torch``, ``onnx`` or ``auto``) to ``app.triage.onnx_runtime.resolve_runtime``'s choice."""
         path = Path(path)
         raw = (path / MODEL_FILE).read_bytes()
         lexical = BaselineClassifier.load(path / LEXICAL_DIR) if read_spec(raw).blend is not None else None
-        return cls.from_bytes(raw, device=device, quantize=quantize, ptm_prior=ptm_prior, lexical=lexical)
+        return cls.from_bytes(raw, device=device, quantize=quantize, runtime=runtime, ptm_prior=ptm_prior, lexical=lexical)
 
     @classmethod
     def from_bytes(
@@ -410,22 +445,31 @@ class BertClassifier:
         *,
         device: str | None = None,
         quantize: bool | None = None,
+        runtime: str | None = None,
         ptm_prior: float | None = None,
         lexical: BaselineClassifier | None = None,
     ) -> BertClassifier:
         target = resolve_device(device)
+        runtime = resolve_runtime(runtime, target)
         quantize = QUANTIZE_ON_CPU and target.type == "cpu" if quantize is None else quantize
         if quantize and target.type != "cpu":
             raise ValueError("int8 dynamic quantisation runs on CPU only")
         model, tokenizer, spec = build_model(raw)
         if target.type == "cpu":
             use_available_cores()
-        if quantize:
-            model.encoder = quantize_encoder(model.encoder)
-        elif target.type == "cuda":
-            model = model.half()
+        network: Network
+        if runtime == "onnx":
+            graph = export_graph(model)
+            network = OnnxNetwork(quantize_graph(graph) if quantize else graph, available_cores())
+        else:
+            if quantize:
+                model.encoder = quantize_encoder(model.encoder)
+            elif target.type == "cuda":
+                model = model.half()
+            network = _torch_network(model.to(target))
         return cls(
-            model.to(target), tokenizer, spec, raw, target, quantized=quantize, ptm_prior=ptm_prior, lexical=lexical
+            network, tokenizer, spec, raw, target,
+            runtime=runtime, quantized=quantize, ptm_prior=ptm_prior, lexical=lexical,
         )
 
     def save(self, out_dir: Path, meta: dict[str, Any] | None = None) -> Path:
@@ -473,8 +517,8 @@ class BertClassifier:
         return labels, types
 
     def logits(self, texts: Sequence[IssueText], batch_size: int | None = None) -> np.ndarray:
-        """Raw logits (``LABELS`` columns, then ``TYPES``), computed in length-sorted batches and
-        returned in input order."""
+        """Raw logits (``LABELS`` columns, then ``TYPES``), computed in length-sorted batches of at
+        most ``batch_size`` (see ``length_groups``) and returned in input order."""
         batch_size = batch_size or self.default_batch
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -482,10 +526,9 @@ class BertClassifier:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         out = np.empty((len(encoded), OUTPUTS), dtype=np.float64)
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
+            for rows in length_groups(order, [len(ids) for ids, _ in encoded], batch_size):
                 batch = collate([encoded[i] for i in rows], self.device)
-                out[rows] = self._model(**batch).float().cpu().numpy()
+                out[rows] = self._network(batch)
         return out
 
     def _apply_prior(self, probabilities: np.ndarray) -> np.ndarray:
@@ -503,6 +546,30 @@ class BertClassifier:
         if self.ptm_prior is not None:
             extra |= {"ptm_prior": self.ptm_prior, "ptm_score_at_training_share": float(raw_ptm)}
         return thresholded(score, thresholds, self.version, extra)
+
+
+def length_groups(order: Sequence[int], lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+    """Consecutive runs of ``order`` (rows sorted by ascending length) of at most ``batch_size``
+    rows, each closed before padding to its longest row would exceed ``PADDING_WASTE`` of its
+    tokens: texts of mixed lengths do not pay for the longest one."""
+    group: list[int] = []
+    tokens = 0
+    for row in order:
+        length = lengths[row]
+        if group and (len(group) >= batch_size or length * (len(group) + 1) > (1 + PADDING_WASTE) * (tokens + length)):
+            yield group
+            group, tokens = [], 0
+        group.append(row)
+        tokens += length
+    if group:
+        yield group
+
+
+def _torch_network(model: MultiTaskBert) -> Network:
+    def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return model(**batch).float().cpu().numpy().astype(np.float64)
+
+    return run
 
 
 def quantize_encoder(encoder: nn.Module) -> nn.Module:

@@ -147,7 +147,7 @@ def fit_bert(
     target = resolve_device(device)
     if target.type == "cpu":
         use_available_cores()
-    fit_rows, hold_rows = _split(issues, config)
+    fit_rows, hold_rows = holdout_split(issues, config)
     fit_issues, hold_issues = [issues[i] for i in fit_rows], [issues[i] for i in hold_rows]
     encoder, tokenizer = load_base()
     model = MultiTaskBert(encoder, config.frozen_layers, config.dropout).to(target)
@@ -233,7 +233,8 @@ def fit_bert(
 # --- data -------------------------------------------------------------------------------------
 
 
-def _split(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> tuple[list[int], list[int]]:
+def holdout_split(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> tuple[list[int], list[int]]:
+    """Row indices to fit on and to hold out: a split stratified by PTM, seeded by ``config.seed``."""
     rows = np.arange(len(issues))
     ptm = np.array([i.ptm for i in issues])
     fit, hold = train_test_split(rows, test_size=config.holdout, stratify=ptm, random_state=config.seed)
@@ -714,12 +715,15 @@ def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = 10)
 
 
 def quantization_check(classifier: BertClassifier, dev: Sequence[LabeledIssue]) -> dict[str, Any]:
-    """Dev F1s of the same artifact with int8 dynamic quantisation on CPU, against float32."""
-    float32 = classifier if classifier.device.type == "cpu" else _on_cpu(classifier, quantize=False)
-    int8 = _on_cpu(classifier, quantize=True)
-    figures = {name: _headline(evaluate(c, dev)) for name, c in (("fp32", float32), ("int8", int8))}
+    """Dev F1s of the same artifact with int8 dynamic quantisation on the CPU serving runtime,
+    against float32."""
+    float32, int8 = _on_cpu(classifier, quantize=False), _on_cpu(classifier, quantize=True)
+    figures = {name: headline(evaluate(c, dev)) for name, c in (("fp32", float32), ("int8", int8))}
     delta = {k: round(figures["int8"][k] - figures["fp32"][k], 4) for k in figures["fp32"]}
-    return {**figures, "delta": delta, "within_1_point": all(abs(d) <= 0.01 for d in delta.values())}
+    return {
+        "runtime": int8.runtime, **figures, "delta": delta,
+        "within_1_point": all(abs(d) <= 0.01 for d in delta.values()),
+    }
 
 
 def _on_cpu(classifier: BertClassifier, quantize: bool | None) -> BertClassifier:
@@ -786,7 +790,7 @@ def _part_figures(
     return figures
 
 
-def _headline(result: dict[str, Any]) -> dict[str, float]:
+def headline(result: dict[str, Any]) -> dict[str, float]:
     figures = {
         "ptm_f1": result["ptm"]["f1"],
         "theme_micro_f1": result["themes"]["micro_f1"],
@@ -803,7 +807,9 @@ def cpu_throughput(classifier: BertClassifier, texts: Sequence[Any], n: int = 96
     served = _on_cpu(classifier, quantize=None)
     sample = list(texts[:n])
     served.predict(sample[:4])  # warm up
-    figures: dict[str, Any] = {"threads": torch.get_num_threads(), "texts": len(sample), "int8": served.quantized}
+    figures: dict[str, Any] = {
+        "threads": torch.get_num_threads(), "texts": len(sample), "runtime": served.runtime, "int8": served.quantized,
+    }
     for batch in (1, 32):
         started = time.perf_counter()
         for start in range(0, len(sample), batch):
@@ -845,7 +851,7 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
             if spec.blend
             else []
         ),
-        f"- Version: `{classifier.version}` (sha256 of `model.safetensors`).",
+        f"- Version: `{classifier.version}` (sha256 of the metadata and tensors of `model.safetensors`).",
         "",
         "## Data",
         f"Training files: {', '.join(data['files'])}; {data['issues']} issues, split (stratified by PTM, seed",
@@ -942,12 +948,17 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
     throughput = report["throughput_cpu"]
     lines += [
         "",
-        f"## CPU throughput (serving path, {'int8' if throughput['int8'] else 'float32'})",
+        f"## CPU throughput (serving path: {throughput.get('runtime', 'torch')}, "
+        f"{'int8' if throughput['int8'] else 'float32'})",
         (
             f"{throughput['texts']} dev texts, {throughput['threads']} threads: batch 1 "
             f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s."
         ),
         "See `benchmarks/results/classifier-cpu.json` for latency and the comparison with a plain pipeline.",
+        "",
+        "## Other recipes",
+        "Variants tried on the same split (a full fine-tune of all six layers, ensembles, a frozen-embedding view)",
+        "are measured by `benchmarks/bert_variants.py`, figures in `benchmarks/results/variant-*.json`.",
         "",
     ]
     return "\n".join(lines)
@@ -975,8 +986,8 @@ def _dev_section(report: dict[str, Any]) -> list[str]:
             f"(recall {share['recall_with_prior_correction']})."
         ),
         "",
-        "int8 dynamic quantisation against float32 on dev (CPU serving stays float32 unless int8 is within"
-        " 1 point): "
+        f"int8 dynamic quantisation against float32 on dev ({quant.get('runtime', 'torch')} runtime, default"
+        " batches; CPU serving stays float32, `QUANTIZE_ON_CPU`, as int8 scores move with the batch): "
         + ", ".join(f"{k} {quant['fp32'][k]:.3f} -> {quant['int8'][k]:.3f}" for k in quant["fp32"])
         + f"; within 1 point: {quant['within_1_point']}.",
         *(["", "Each part alone on dev (thresholds tuned on the held-out slice for it):", *parts] if parts else []),

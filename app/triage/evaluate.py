@@ -4,7 +4,9 @@ Theme and sub-theme figures are over all issues: a non-PTM issue has no themes,
 and a classifier's themes count only as it returns them (the baseline gives none
 to issues it calls non-PTM), so PTM mistakes show up in the theme figures too.
 Macro-F1 averages over the labels with support in ``issues`` (for themes and
-sub-themes alike); micro-F1 counts every label.
+sub-themes alike); micro-F1 counts every label. ``themes_on_ptm`` repeats the
+theme figures over the issues annotated PTM-related only: how well the theme head
+does where themes exist, apart from the PTM decision's mistakes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def evaluate(classifier: Classifier, issues: Sequence[LabeledIssue], batch_size:
         "themes": _multilabel(
             THEME_CODES, [i.themes for i in issues], [p.themes for p in predictions]
         ),
+        "themes_on_ptm": _multilabel(
+            THEME_CODES,
+            [i.themes for i in issues if i.ptm],
+            [p.themes for i, p in zip(issues, predictions, strict=True) if i.ptm],
+        ) if truth_ptm.any() else None,
         "subthemes": _multilabel(
             SUBTHEME_CODES, [i.subthemes for i in issues], [p.subthemes for p in predictions]
         ),
@@ -91,6 +98,10 @@ def format_report(result: dict[str, Any]) -> str:
             f"{title}: micro-F1 {block['micro_f1']:.3f}  macro-F1 {block['macro_f1']:.3f}",
         ]
         lines += _per_label_lines(block["per_label"])
+        if key == "themes" and result.get("themes_on_ptm"):
+            on_ptm = result["themes_on_ptm"]
+            lines.append(f"on the {ptm['support']} PTM-related issues only: micro-F1 {on_ptm['micro_f1']:.3f}  "
+                         f"macro-F1 {on_ptm['macro_f1']:.3f}")
     types = result.get("types")
     if types:
         lines += ["", f"Issue types: macro-F1 {types['macro_f1']:.3f}  accuracy {types['accuracy']:.3f}  "
@@ -146,6 +157,7 @@ def _round(value: float) -> float:
 COMPARED = (
     ("PTM F1", ("ptm", "f1")), ("PTM ROC-AUC", ("ptm", "roc_auc")),
     ("theme micro-F1", ("themes", "micro_f1")), ("theme macro-F1", ("themes", "macro_f1")),
+    ("  on PTM issues", ("themes_on_ptm", "micro_f1")),
     ("sub-theme micro-F1", ("subthemes", "micro_f1")), ("sub-theme macro-F1", ("subthemes", "macro_f1")),
     ("type macro-F1", ("types", "macro_f1")),
 )
