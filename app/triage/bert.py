@@ -203,11 +203,15 @@ class MultiTaskBert(nn.Module):
         )
         return {k: v for k, v in self.state_dict().items() if k.startswith(prefixes)}
 
-    def _layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, indices: range) -> torch.Tensor:
-        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    def run_layers(self, hidden: torch.Tensor, mask: torch.Tensor | None, indices: range) -> torch.Tensor:
+        """Encoder layers ``indices`` over ``hidden``, with ``mask`` in the form the layers take."""
         for i in indices:
             hidden = self.encoder.encoder.layer[i](hidden, mask)
         return hidden
+
+    def _layers(self, hidden: torch.Tensor, attention_mask: torch.Tensor, indices: range) -> torch.Tensor:
+        mask = create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+        return self.run_layers(hidden, mask, indices)
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -228,9 +232,7 @@ def content_digest(raw: bytes) -> str:
     """sha256 of what an artifact holds (its metadata, then each tensor's name, dtype, shape and
     bytes, by name) rather than of its file bytes: safetensors writes the metadata entries in no
     fixed order, so two writes of one model can differ byte for byte."""
-    size = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8 : 8 + size])
-    data = memoryview(raw)[8 + size :]
+    header, data = _split_artifact(raw)
     digest = hashlib.sha256(_canonical(header.pop("__metadata__", {})).encode())
     for name in sorted(header):
         entry = header[name]
@@ -240,9 +242,14 @@ def content_digest(raw: bytes) -> str:
     return digest.hexdigest()
 
 
-def read_spec(raw: bytes) -> ModelSpec:
+def _split_artifact(raw: bytes) -> tuple[dict[str, Any], memoryview]:
+    """A safetensors file's JSON header and its data buffer (the offsets in the header count from its start)."""
     size = int.from_bytes(raw[:8], "little")
-    metadata = json.loads(raw[8 : 8 + size]).get("__metadata__") or {}
+    return json.loads(raw[8 : 8 + size]), memoryview(raw)[8 + size :]
+
+
+def read_spec(raw: bytes) -> ModelSpec:
+    metadata = _split_artifact(raw)[0].get("__metadata__") or {}
     if metadata.get("format") != _FORMAT or "spec" not in metadata:
         raise ValueError("not a bert artifact of this version of the app")
     fields = json.loads(metadata["spec"])
@@ -523,10 +530,11 @@ class BertClassifier:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         encoded = encode(self._tokenizer, texts, self.spec.max_tokens)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        lengths = [len(ids) for ids, _ in encoded]
+        order = sorted(range(len(encoded)), key=lengths.__getitem__)
         out = np.empty((len(encoded), OUTPUTS), dtype=np.float64)
         with torch.inference_mode():
-            for rows in length_groups(order, [len(ids) for ids, _ in encoded], batch_size):
+            for rows in length_groups(order, lengths, batch_size):
                 batch = collate([encoded[i] for i in rows], self.device)
                 out[rows] = self._network(batch)
         return out

@@ -717,7 +717,8 @@ def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = 10)
 def quantization_check(classifier: BertClassifier, dev: Sequence[LabeledIssue]) -> dict[str, Any]:
     """Dev F1s of the same artifact with int8 dynamic quantisation on the CPU serving runtime,
     against float32."""
-    float32, int8 = _on_cpu(classifier, quantize=False), _on_cpu(classifier, quantize=True)
+    float32 = classifier if classifier.device.type == "cpu" else _on_cpu(classifier, quantize=False)
+    int8 = _on_cpu(classifier, quantize=True)
     figures = {name: headline(evaluate(c, dev)) for name, c in (("fp32", float32), ("int8", int8))}
     delta = {k: round(figures["int8"][k] - figures["fp32"][k], 4) for k in figures["fp32"]}
     return {

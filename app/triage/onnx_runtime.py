@@ -64,9 +64,7 @@ class _Traceable(nn.Module):
         encoder = self.model.encoder
         hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
-        for layer in encoder.encoder.layer:
-            out = layer(hidden, additive)
-            hidden = out[0] if isinstance(out, tuple) else out
+        hidden = self.model.run_layers(hidden, additive, range(encoder.config.num_hidden_layers))
         return self.model.heads(mean_pool(hidden, attention_mask))
 
 
