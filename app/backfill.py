@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from app import labelling, repo_config
 from app.config import ConfigError, Settings
-from app.github.client import PATIENT, GitHubClient, GitHubClientFactory, Page
+from app.github.client import PATIENT, GitHubClient, GitHubClientFactory, Page, RetryPolicy
 from app.labelling import Target
 from app.repo_config import RepoSettings
 from app.services import Services, build_services
@@ -105,10 +105,12 @@ def statuses(services: Services, repository_id: int | None = None) -> list[Progr
 
 # One repository ----------------------------------------------------------------------
 
-async def run(services: Services, repository_id: int, on_page: Callable[[Progress], None] | None = None) -> Progress:
+async def run(services: Services, repository_id: int, on_page: Callable[[Progress], None] | None = None,
+              retry: RetryPolicy = PATIENT) -> Progress:
     """Run the repository's scheduled backfill from its ``next_page`` to the end; its status after.
 
     A failure is recorded on the backfill (``failed``, with the error) rather than raised.
+    ``retry`` is how its GitHub client sits out limits and failures (and on which clock).
     """
     if services.github is None:
         raise BackfillUnavailable(DRY_RUN_MESSAGE)
@@ -116,7 +118,7 @@ async def run(services: Services, repository_id: int, on_page: Callable[[Progres
         backfill = _start(session, repository_id)
         full_name, installation_id, page = backfill.repository.full_name, backfill.installation_id, backfill.next_page
     try:
-        gh = await services.github.for_installation(installation_id, PATIENT)
+        gh = await services.github.for_installation(installation_id, retry)
         await _import(services, gh, repository_id, full_name, page, on_page)
     except Exception as exc:
         log.exception("backfill of %s failed", full_name)

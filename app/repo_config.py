@@ -42,6 +42,7 @@ from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from app.github.client import is_rate_limited
 from app.services import Services
 from app.store.models import RepoConfig, Repository, utcnow
 from app.triage.labels import LabelPolicy
@@ -169,7 +170,10 @@ async def _fetch(gh: GitHubAPI, full_name: str) -> tuple[str, str, str] | None:
         try:
             data = await gh.getitem(f"/repos/{repo}/contents/{CONFIG_PATH}")
         except BadRequest as exc:
-            if exc.status_code in (403, 404):
+            # 404: no file; 403: a repository the installation cannot read. A rate limit is
+            # neither: taken for "no file", it would put a repository that turned the app
+            # off back on its defaults for as long as the cache lasts.
+            if exc.status_code in (403, 404) and not is_rate_limited(exc):
                 continue
             raise
         if not isinstance(data, dict) or data.get("type") != "file":

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.github.auth import AppAuth, InstallationTokenCache
-from app.github.client import GitHubClientFactory
+from app.github.client import GitHubClientFactory, RetryPolicy
 from app.github.simulator import GitHubSimulator, generate_app_keypair
 from tests.servers import serve
 
@@ -46,6 +46,28 @@ def github_app_keys() -> tuple[str, str]:
 @pytest.fixture
 def github_clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """The seconds ``patient`` slept, in order."""
+    return []
+
+
+@pytest.fixture
+def patient(github_clock: FakeClock, sleeps: list[float]) -> RetryPolicy:
+    """Waits up to ten minutes and retries three times; its sleeps only move the test's clock."""
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        github_clock.advance(seconds)
+
+    return RetryPolicy(retries=3, max_wait_s=600, backoff_s=0.5, reset_margin_s=1, sleep=sleep, clock=github_clock)
+
+
+def limit_errors(sim: GitHubSimulator) -> list[int]:
+    """Statuses of the simulator's answers that were a rate limit."""
+    return [x.status for x in sim.exchanges if x.status in (403, 429)]
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from app.triage.labels import LabelPolicy
 from app.web.main import create_app
 from tests.conftest_github import GITHUB_APP_ID
 from tests.servers import serve
+from tests.waiting import HTTP_TIMEOUT_S, wait_until
 
 SECRET = "e2e-secret"
 INSTALLATION = 77
@@ -46,21 +46,24 @@ class Stack:
             "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
             "X-Hub-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
         }
-        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=30)
+        return httpx.post(f"{self.url}/webhook", content=body, headers=headers, timeout=HTTP_TIMEOUT_S)
 
     def get(self, path: str, **params: str) -> dict:
-        response = httpx.get(f"{self.url}{path}", params=params, timeout=30)
+        response = httpx.get(f"{self.url}{path}", params=params, timeout=HTTP_TIMEOUT_S)
         assert response.status_code == 200, response.text
         return response.json()
 
-    def settle(self, timeout_s: float = 30) -> dict[str, int]:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            counts = self.get("/healthz")["deliveries"]
-            if not counts.get("pending") and not counts.get("processing") and not self.backfilling():
-                return counts
-            time.sleep(0.05)
-        raise AssertionError(f"deliveries still queued: {counts}")
+    def settle(self) -> dict[str, int]:
+        """Wait until no delivery is queued and no backfill is left to finish; the delivery counts."""
+        seen: dict[str, int] = {}
+
+        def settled() -> bool:
+            seen.clear()
+            seen.update(self.get("/healthz")["deliveries"])
+            return not seen.get("pending") and not seen.get("processing") and not self.backfilling()
+
+        wait_until(settled, lambda: f"deliveries still queued: {seen}")
+        return seen
 
     def backfilling(self) -> bool:
         """A backfill is still to finish (in dry-run none runs)."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+
+from tests.waiting import PATIENCE_S, wait_until
 
 
 def free_port() -> int:
@@ -19,18 +20,26 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: object, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its base URL."""
+    """Serve ``app`` until the block ends; yields its base URL.
+
+    Start-up (the app's lifespan: migrations, loading the model) and shutdown are waited
+    for as long as they take; a server that dies on the way fails the test at once.
+    """
     port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError("server stopped before it started")
+        return server.started
+
+    wait_until(started, "server started")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=30)
+        thread.join(timeout=PATIENCE_S)
+        if thread.is_alive():
+            raise RuntimeError(f"server still running {PATIENCE_S:.0f}s after it was asked to stop")

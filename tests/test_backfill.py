@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
+from dataclasses import replace
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from app import backfill
 from app.config import Settings
-from app.github.client import GitHubClientFactory
+from app.github.client import GitHubClientFactory, RetryPolicy
 from app.github.simulator import GitHubSimulator
 from app.services import Services, build_services
 from app.store.db import Database
@@ -31,10 +31,14 @@ from app.triage.registry import load_classifier
 from app.web.main import create_app
 from tests.backfill_data import MadeIssue, populate
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack
+from tests.conftest_github import limit_errors
 from tests.servers import serve
+from tests.waiting import HTTP_TIMEOUT_S, wait_until
 from tests.test_end_to_end import OTHER_BODY, OTHER_TITLE, PTM_BODY, PTM_TITLE
 
 N_ISSUES = 2500
+BACKFILL_PATIENCE_S = 900.0
+"""Thousands of issues classified and labelled over HTTP: minutes on a loaded machine, the bound far above."""
 
 
 def backfill_of(stack: Stack) -> dict[str, Any]:
@@ -42,16 +46,14 @@ def backfill_of(stack: Stack) -> dict[str, Any]:
     return only
 
 
-def wait_for(stack: Stack, done: Callable[[dict[str, Any]], bool], timeout_s: float = 60,
-             meanwhile: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        meanwhile()
-        found = stack.get("/api/backfill", repo=REPO)["backfills"]
-        if found and done(found[0]):
-            return found[0]
-        time.sleep(0.2)
-    raise AssertionError(f"backfill not there in {timeout_s}s: {found}")
+def wait_for(stack: Stack, done: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = []
+
+    def there() -> dict[str, Any] | None:
+        found[:] = stack.get("/api/backfill", repo=REPO)["backfills"]
+        return found[0] if found and done(found[0]) else None
+
+    return wait_until(there, lambda: f"{what}: {found}", timeout_s=BACKFILL_PATIENCE_S, interval_s=0.2)
 
 
 def all_issues(stack: Stack) -> list[dict[str, Any]]:
@@ -92,40 +94,41 @@ def rate_limit_used_up(sim: GitHubSimulator) -> bool:
                for x in sim.exchanges)
 
 
-def test_installation_backfills_every_issue_once_through_limits_failures_and_a_restart(
+def test_installation_backfills_every_issue_once_through_a_limit_a_failure_and_a_restart(
     settings_for: Callable[..., Settings], simulator: GitHubSimulator, database_url: str,
 ) -> None:
     made = populate(simulator, REPO, N_ISSUES)
-    simulator.rate_limit_window_s = 1
-    with serve(create_app(settings_for())) as url:
+    # What is tested is the import, on the faster model; BERT serves in tests/test_end_to_end.py.
+    serving = settings_for(model_kind="baseline")
+    # The first process uses up its rate limit early and sits out the reset, half an hour away;
+    # it is stopped while it waits. (The wait itself is timed in the tests below, on a test clock.)
+    simulator.rate_limit, simulator.rate_limit_window_s = 60, 1800
+    with serve(create_app(serving)) as url:
         stack = Stack(simulator, url)
         assert stack.send("installation", simulator.installation_payload("created", INSTALLATION)).status_code == 202
-        wait_for(stack, lambda b: b["next_page"] > 4)
+        wait_until(lambda: rate_limit_used_up(simulator), "the first process used up its rate limit")
+        assert backfill_of(stack)["status"] == "running"
     stopped = counts(database_url)
     assert 0 < stopped["issues"] < N_ISSUES
+    assert limit_errors(simulator) == [], "it waited for the reset instead of asking on"
 
-    # The next process resumes; the first page it asks for fails once, and it uses up the rate limit.
+    # The next process (a new token: a new limit) resumes; the first page it asks for fails once.
+    simulator.rate_limit = 5000
     simulator.fail_next("GET", f"/repos/{REPO}/issues", 502)
-    simulator.rate_limit = 3
-
-    def lift_limit_once_used_up() -> None:
-        if rate_limit_used_up(simulator):
-            simulator.rate_limit = 5000
-
-    with serve(create_app(settings_for())) as url:
+    with serve(create_app(serving)) as url:
         stack = Stack(simulator, url)
-        done = wait_for(stack, lambda b: b["status"] != "running", meanwhile=lift_limit_once_used_up)
+        done = wait_for(stack, lambda b: b["status"] != "running", "the resumed backfill finished")
         issues = all_issues(stack)
         stats = stack.get("/api/stats", repo=REPO)["overall"]
         assert stack.get("/api/backfill")["backfills"] == [done]
-        assert httpx.get(f"{url}/api/backfill", params={"repo": "nobody/nothing"}).status_code == 404
+        assert httpx.get(f"{url}/api/backfill", params={"repo": "nobody/nothing"},
+                         timeout=HTTP_TIMEOUT_S).status_code == 404
 
     last_page = -(-max(i.number for i in made) // backfill.PER_PAGE)
     assert done["status"] == "done" and done["error"] is None
     assert (done["imported"], done["last_page"], done["next_page"]) == (N_ISSUES, last_page, last_page + 1)
     assert any(x.status == 502 and x.path == f"/repos/{REPO}/issues" for x in simulator.exchanges)
-    assert rate_limit_used_up(simulator)
-    assert not any(x.status == 403 for x in simulator.exchanges)  # it waited for the reset instead
+    assert limit_errors(simulator) == []
 
     # Every issue once, pull requests none, one prediction each.
     assert sorted(i["number"] for i in issues) == [i.number for i in made]
@@ -235,6 +238,56 @@ async def test_an_interrupted_page_is_done_again_without_doubling(services: Serv
     assert (done["next_page"], done["last_page"], done["imported"], done["labelled"]) == (3, 2, 150, 150)
     assert predictions_per_issue(services) == {n: 1 for n in numbers}
     assert all(POLICY.ptm_label in app_labels(github_sim, n) for n in numbers)
+
+
+def limited_repository(sim: GitHubSimulator, services: Services) -> int:
+    """30 PTM issues, the app's labels there already (an earlier installation), two requests a minute."""
+    sim.add_labels(SMALL_REPO, [spec.name for spec in POLICY.all_labels()])
+    for _ in range(30):
+        sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY)
+    sim.rate_limit, sim.rate_limit_window_s = 2, 60
+    return scheduled(services, sim)
+
+
+async def test_the_backfill_sleeps_until_each_reset_instead_of_drawing_a_403(
+    services: Services, github_sim: GitHubSimulator, patient: RetryPolicy, sleeps: list[float],
+) -> None:
+    """On the test's clock: every answer, 404s and 422s too, tells the client what is left and when it resets."""
+    done = await backfill.run(services, limited_repository(github_sim, services), retry=patient)
+    assert done["status"] == "done" and (done["imported"], done["labelled"]) == (30, 30)
+    assert limit_errors(github_sim) == []
+    windows = {x.response_headers["x-ratelimit-reset"] for x in github_sim.exchanges if x.path.startswith("/repos/")}
+    assert len(sleeps) == len(windows) - 1 > 10, "one sleep for each window it used up"
+    assert all(0 < s <= github_sim.rate_limit_window_s + 1 for s in sleeps), "until the reset, no longer"
+
+
+async def test_a_backfill_that_did_not_wait_would_draw_a_403(
+    services: Services, github_sim: GitHubSimulator, patient: RetryPolicy, sleeps: list[float],
+) -> None:
+    """The simulator holds the limit on the test's clock, so the test above fails if the client asks on."""
+    asks_on = replace(patient, max_wait_s=0)
+    failed = await backfill.run(services, limited_repository(github_sim, services), retry=asks_on)
+    assert failed["status"] == "failed" and "403" in failed["error"] and "rate limit" in failed["error"]
+    assert limit_errors(github_sim) == [403] and sleeps == []
+
+
+async def test_a_limit_met_reading_the_configuration_is_no_missing_file(
+    services: Services, github_sim: GitHubSimulator, patient: RetryPolicy,
+) -> None:
+    """Taken for "no file", it would label a repository whose file turns the app off."""
+    github_sim.set_file(SMALL_REPO, ".github/ptm-triage.yml", "enabled: false\n")
+    number = github_sim.add_issue(SMALL_REPO, PTM_TITLE, PTM_BODY)["number"]
+    github_sim.fail_next("GET", f"/repos/{SMALL_REPO}/contents/", 403, headers={"x-ratelimit-remaining": "0"},
+                         message=f"API rate limit exceeded for installation ID {SMALL_INSTALLATION}.")
+    repository_id = scheduled(services, github_sim)
+    failed = await backfill.run(services, repository_id, retry=replace(patient, max_wait_s=0))
+    assert failed["status"] == "failed" and "403" in failed["error"]
+
+    with services.db.session() as session:  # the next installation event
+        schedule_backfill(session, repository_id, SMALL_INSTALLATION)
+    done = await backfill.run(services, repository_id, retry=patient)
+    assert done["status"] == "done" and done["imported"] == 1 and not app_labels(github_sim, number)
+    assert predictions_per_issue(services) == {number: 0}
 
 
 async def test_dry_run_says_backfill_cannot_run(make_settings: Callable[..., Settings],

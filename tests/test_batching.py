@@ -9,24 +9,32 @@ import pytest
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.batching import DynamicBatcher
 from app.triage.classifier import IssueText, Prediction
+from tests.waiting import PATIENCE_S
 
 
 class EchoClassifier:
-    """Scores each text by its title's number; records the batches it was called with."""
+    """Scores each text by its title's number; records the batches it was called with.
+
+    With ``hold_first`` the first batch blocks, once it has begun (``started``), until the test
+    sets ``release``: what arrives meanwhile is known to arrive during a running batch.
+    """
 
     version = "echo@0"
 
-    def __init__(self, fail_on: str | None = None, delay: float = 0.0) -> None:
+    def __init__(self, fail_on: str | None = None, hold_first: bool = False) -> None:
         self.batches: list[list[str]] = []
         self.threads: set[int] = set()
         self.fail_on = fail_on
-        self.delay = delay
+        self.hold_first = hold_first
+        self.started = threading.Event()
+        self.release = threading.Event()
 
     def predict(self, texts: Sequence[IssueText]) -> list[Prediction]:
         self.threads.add(threading.get_ident())
         self.batches.append([t.title for t in texts])
-        if self.delay:
-            threading.Event().wait(self.delay)
+        if self.hold_first and len(self.batches) == 1:
+            self.started.set()
+            assert self.release.wait(PATIENCE_S), "the test never released the first batch"
         if self.fail_on is not None and any(t.title == self.fail_on for t in texts):
             raise ValueError(f"cannot score {self.fail_on}")
         return [_prediction(float(t.title) / 1000) for t in texts]
@@ -61,23 +69,26 @@ async def test_concurrent_requests_are_batched_up_to_max_batch() -> None:
     assert threading.get_ident() not in classifier.threads  # ran in a worker thread
 
 
-async def test_a_lone_request_waits_at_most_max_wait() -> None:
+async def test_a_lone_request_is_not_held_for_a_full_batch() -> None:
     classifier = EchoClassifier()
     async with DynamicBatcher(classifier, max_batch=64, max_wait_ms=10) as batcher:
-        result = await asyncio.wait_for(batcher.predict(IssueText("7")), timeout=1.0)
+        result = await asyncio.wait_for(batcher.predict(IssueText("7")), timeout=PATIENCE_S)
     assert result.ptm_score == 0.007
     assert classifier.batches == [["7"]]
 
 
 async def test_requests_arriving_during_a_batch_form_the_next_one() -> None:
-    classifier = EchoClassifier(delay=0.05)
+    classifier = EchoClassifier(hold_first=True)
     async with DynamicBatcher(classifier, max_batch=8, max_wait_ms=1) as batcher:
         first = asyncio.ensure_future(batcher.predict(IssueText("1")))
-        await asyncio.sleep(0.02)  # the first batch is running now
-        rest = await asyncio.gather(*(batcher.predict(IssueText(str(n))) for n in range(2, 6)))
+        assert await asyncio.to_thread(classifier.started.wait, PATIENCE_S), "the first batch never ran"
+        rest = [asyncio.ensure_future(batcher.predict(IssueText(str(n)))) for n in range(2, 6)]
+        await asyncio.sleep(0)  # each of them is queued now
+        classifier.release.set()
+        results = await asyncio.gather(*rest)
         await first
     assert classifier.batches == [["1"], ["2", "3", "4", "5"]]
-    assert [r.ptm_score for r in rest] == [0.002, 0.003, 0.004, 0.005]
+    assert [r.ptm_score for r in results] == [0.002, 0.003, 0.004, 0.005]
 
 
 async def test_an_error_reaches_every_waiter_of_the_batch_and_only_them() -> None:

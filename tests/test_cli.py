@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,8 +15,19 @@ import pytest
 from app.cli import main
 from tests.conftest import SHARED, WEBHOOK_EXAMPLES
 from tests.servers import free_port
+from tests.waiting import HTTP_TIMEOUT_S, PATIENCE_S, wait_until
 
 CLI = [sys.executable, "-m", "app.cli"]
+
+
+def answers(url: str, server: subprocess.Popen[bytes]) -> bool:
+    """The service at ``url`` answers 200; a service that exited fails the test at once."""
+    if server.poll() is not None:
+        raise AssertionError(f"the service exited with {server.returncode}")
+    try:
+        return httpx.get(url, timeout=HTTP_TIMEOUT_S).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_serve_without_credentials_is_dry_run_and_receive_signs_with_the_local_secret(tmp_path: Path) -> None:
@@ -28,29 +38,24 @@ def test_serve_without_credentials_is_dry_run_and_receive_signs_with_the_local_s
     server = subprocess.Popen([*CLI, "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert httpx.get(f"{url}/healthz").json()["dry_run"] is True
+        wait_until(lambda: answers(f"{url}/healthz", server), "the service answered /healthz")
+        assert httpx.get(f"{url}/healthz", timeout=HTTP_TIMEOUT_S).json()["dry_run"] is True
         output = Path(log.name).read_text()
         assert "DRY-RUN" in output and str((tmp_path / "data" / "webhook-secret").resolve()) in output
 
         payload = WEBHOOK_EXAMPLES / "issues" / "opened.payload.json"
         sent = subprocess.run([*CLI, "receive", "-e", "issues", "-p", str(payload), "--url", f"{url}/webhook"],
-                              env=env, capture_output=True, text=True, timeout=60)
+                              env=env, capture_output=True, text=True, timeout=PATIENCE_S)
         assert sent.returncode == 0 and sent.stdout.startswith("202"), sent.stdout + sent.stderr
-        deadline = time.monotonic() + 30
-        while not httpx.get(f"{url}/api/issues").json()["issues"] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        issue = httpx.get(f"{url}/api/issues").json()["issues"][0]
-        assert issue["prediction"] is not None and issue["repo"] == "Codertocat/Hello-World"
+        def triaged() -> list[dict]:
+            issues = httpx.get(f"{url}/api/issues", timeout=HTTP_TIMEOUT_S).json()["issues"]
+            return [issue for issue in issues if issue["prediction"] is not None]
+
+        (issue,) = wait_until(triaged, "the delivery's issue stored with its prediction")
+        assert issue["repo"] == "Codertocat/Hello-World"
     finally:
         server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.wait(timeout=PATIENCE_S)
 
 
 def test_classify_writes_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

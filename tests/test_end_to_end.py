@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import httpx
@@ -13,6 +12,7 @@ from app.web.main import create_app
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack, open_issue
 from tests.openapi_check import validate_request, validate_response
 from tests.servers import serve
+from tests.waiting import HTTP_TIMEOUT_S, wait_until
 
 PTM_TITLE = "CUDA out of memory when loading the SDXL model on an 8 GB GPU"
 PTM_BODY = (
@@ -52,7 +52,7 @@ def test_installation_opened_labelled_closed_and_counted(stack: Stack) -> None:
     assert stats["ptm"]["n"] == 1 and stats["ptm"]["max"] == 9
     assert stats["non_ptm"]["n"] == 1 and stats["non_ptm"]["max"] == 2
     assert stats["themes"]["HR"]["n"] == 1
-    page = httpx.get(f"{stack.url}/dashboard", params={"repo": REPO}).text
+    page = httpx.get(f"{stack.url}/dashboard", params={"repo": REPO}, timeout=HTTP_TIMEOUT_S).text
     assert REPO in page and "<svg" in page
 
     # Every request the app sent and every answer it got is what GitHub's REST description allows.
@@ -145,10 +145,7 @@ def test_github_failing_once_is_retried(settings_for: Callable[..., Settings], s
         stack = Stack(simulator, url)
         stack.send("installation", simulator.installation_payload("created", INSTALLATION))
         number = open_issue(stack, PTM_TITLE, PTM_BODY)
-        deadline = time.monotonic() + 30
-        while POLICY.ptm_label not in stack.labels_on(number) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert POLICY.ptm_label in stack.labels_on(number)
+        wait_until(lambda: POLICY.ptm_label in stack.labels_on(number), "the retried delivery labelled the issue")
         assert any(x.status == 502 for x in simulator.exchanges)
 
 
@@ -170,7 +167,7 @@ def test_stats_switches_and_the_balanced_method(stack: Stack) -> None:
     assert planned["ptm"]["days"] == [3, 8] and planned["excluded"] == {"not_planned": 1, "bots": 1}
     balanced = stack.get("/api/stats", repo=REPO, method="balanced")
     assert balanced["method"] == "balanced" and balanced["pooled"]["n_per_group"] == 3
-    assert httpx.get(f"{stack.url}/api/stats", params={"method": "median"}).status_code == 422
+    assert httpx.get(f"{stack.url}/api/stats", params={"method": "median"}, timeout=HTTP_TIMEOUT_S).status_code == 422
 
 
 def test_deleted_and_transferred_issues_leave_the_statistics(stack: Stack) -> None:

@@ -1,6 +1,5 @@
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import pytest
 
@@ -93,11 +92,3 @@ def test_load_jsonl_reads_the_shared_format_and_names_bad_lines(tmp_path):
         broken.write_text(json.dumps(good) + "\n" + bad + "\n")
         with pytest.raises(ValueError, match=r"bad\.jsonl:2"):
             load_jsonl(broken)
-
-
-def test_load_jsonl_reads_the_real_dev_file():
-    dev = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev.jsonl"
-    if not dev.is_file():
-        pytest.skip("shared data not available")
-    issues = load_jsonl(dev)
-    assert len(issues) == 300 and sum(i.ptm for i in issues) == 178

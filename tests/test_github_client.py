@@ -11,7 +11,7 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 from app.github.auth import AppAuth
 from app.github.client import FAIL_FAST, GitHubClientFactory, RetryPolicy, link_pages
 from app.github.simulator import GitHubSimulator
-from tests.conftest_github import SIM_URL, FakeClock
+from tests.conftest_github import SIM_URL, FakeClock, limit_errors
 
 INSTALLATION = 3
 REPO = "octo/limits"
@@ -23,26 +23,6 @@ def sim(github_sim: GitHubSimulator) -> GitHubSimulator:
     github_sim.add_installation(INSTALLATION, "octo", [REPO])
     github_sim.rate_limit_window_s = 60
     return github_sim
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def patient(github_clock: FakeClock, sleeps: list[float]) -> RetryPolicy:
-    """Waits up to ten minutes and retries three times; its sleeps only move the test's clock."""
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        github_clock.advance(seconds)
-
-    return RetryPolicy(retries=3, max_wait_s=600, backoff_s=0.5, reset_margin_s=1, sleep=sleep, clock=github_clock)
-
-
-def limit_errors(sim: GitHubSimulator) -> list[int]:
-    return [x.status for x in sim.exchanges if x.status in (403, 429)]
 
 
 async def test_a_used_up_limit_is_waited_out_before_the_next_request(
@@ -59,6 +39,26 @@ async def test_a_used_up_limit_is_waited_out_before_the_next_request(
     await gh.getitem(f"/repos/{REPO}")
     assert sleeps == [pytest.approx(reset + 1 - waited_from)] and 0 < sleeps[0] <= 61
     assert limit_errors(sim) == []
+
+
+async def test_error_answers_spend_the_limit_too_and_say_when_a_new_window_resets(
+    sim: GitHubSimulator, github_factory: GitHubClientFactory, patient: RetryPolicy, sleeps: list[float],
+    github_clock: FakeClock,
+) -> None:
+    """What a backfill met: a window ran out between two pages, and the next requests answered 422."""
+    sim.rate_limit = 3
+    gh = await github_factory.for_installation(INSTALLATION, patient)
+    label = {"name": "ptm: related", "color": "5319e7"}
+    await gh.post(f"/repos/{REPO}/labels", data=label)
+    github_clock.advance(sim.rate_limit_window_s + 1)  # the window the client knows of is over
+    for _ in range(3):  # the new window's three requests, each "already exists"
+        with pytest.raises(BadRequest):
+            await gh.post(f"/repos/{REPO}/labels", data=label)
+    reset = gh.rate_limit.reset_datetime.timestamp()
+    assert gh.rate_limit.remaining == 0 and reset > github_clock()
+    waited_from = github_clock()
+    assert (await gh.getitem(f"/repos/{REPO}"))["full_name"] == REPO
+    assert limit_errors(sim) == [] and sleeps == [pytest.approx(reset + 1 - waited_from)]
 
 
 async def test_a_client_meeting_the_limit_waits_for_the_reset_and_retries(

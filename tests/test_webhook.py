@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from app.store.models import Delivery, Issue, Prediction
 from app.web.main import create_app
 from tests.conftest import WEBHOOK_EXAMPLES
+from tests.waiting import wait_until
 
 SECRET = "test-secret"
 EXAMPLES = sorted(WEBHOOK_EXAMPLES.glob("*/*.json"))
@@ -43,14 +43,16 @@ def client(make_settings) -> Iterator[TestClient]:  # type: ignore[no-untyped-de
         yield c
 
 
-def settle(client: TestClient, timeout_s: float = 20) -> dict[str, int]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        counts = client.get("/healthz").json()["deliveries"]
-        if not counts.get("pending") and not counts.get("processing"):
-            return counts
-        time.sleep(0.05)
-    raise AssertionError(f"deliveries still queued: {counts}")
+def settle(client: TestClient) -> dict[str, int]:
+    seen: dict[str, int] = {}
+
+    def settled() -> bool:
+        seen.clear()
+        seen.update(client.get("/healthz").json()["deliveries"])
+        return not seen.get("pending") and not seen.get("processing")
+
+    wait_until(settled, lambda: f"deliveries still queued: {seen}")
+    return seen
 
 
 def delivery(client: TestClient, delivery_id: str) -> Delivery:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -17,6 +16,7 @@ from app.store.models import Delivery, utcnow
 from app.store.queries import store_delivery
 from app.web.main import create_app
 from tests.conftest import WEBHOOK_EXAMPLES
+from tests.waiting import wait_until
 
 OPENED = (WEBHOOK_EXAMPLES / "issues" / "opened.payload.json").read_text()
 
@@ -42,11 +42,7 @@ def test_a_dead_workers_delivery_is_taken_up_once_its_lease_ran_out(make_setting
     stored(settings.sqlalchemy_url, "dead-worker", "processing", lease_from_now_s=-1)
     stored(settings.sqlalchemy_url, "live-worker", "processing", lease_from_now_s=3600)
     with TestClient(create_app(settings)) as client:
-        for _ in range(200):
-            if status(client, "dead-worker") == "done":
-                break
-            time.sleep(0.05)
-        assert status(client, "dead-worker") == "done"
+        wait_until(lambda: status(client, "dead-worker") == "done", "the dead worker's delivery done")
         assert status(client, "live-worker") == "processing", "another worker still holds it"
 
 

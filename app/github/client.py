@@ -19,7 +19,7 @@ from typing import Any
 
 import gidgethub.httpx
 import httpx
-from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded
+from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio
 
 from app.github.auth import AppAuth, InstallationTokenCache
 
@@ -136,7 +136,15 @@ class GitHubClient(gidgethub.httpx.GitHubAPI):
                 attempt += 1
                 continue
             self.last_headers = response[1]
+            # gidgethub learns the limit from successful answers only; a 4xx or 5xx spends a
+            # request too, and its headers tell when a window GitHub started meanwhile resets.
+            self.rate_limit = sansio.RateLimit.from_http(response[1]) or self.rate_limit
             return response
+
+
+def is_rate_limited(exc: HTTPException) -> bool:
+    """A primary or secondary rate limit, not a missing permission or resource: it passes with time."""
+    return _limit_wait(exc, FAIL_FAST) is not None
 
 
 def _limit_wait(exc: HTTPException, retry: RetryPolicy) -> float | None:

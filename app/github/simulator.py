@@ -237,6 +237,10 @@ class GitHubSimulator:
         issue = repo.issues[number]
         return self.state.comment_json(repo, issue, self.state.add_comment(issue, body, user))
 
+    def add_labels(self, full_name: str, names: list[str]) -> None:
+        """Create repository labels, as a maintainer (or an earlier installation) would."""
+        self.state.ensure_labels(self._state_repo(full_name), names)
+
     def rename_label(self, full_name: str, old: str, new: str) -> None:
         label = self._state_repo(full_name).label_named(old)
         if label is None:
