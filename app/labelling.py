@@ -73,7 +73,8 @@ async def apply(
             theme_scores=prediction.theme_scores, subthemes=list(prediction.subthemes),
             subtheme_scores=prediction.subtheme_scores, labels=wanted,
             type=prediction.extra.get("type"), type_scores=prediction.extra.get("type_scores") or {},
-            abstained=policy.decode(wanted)[0] is None, delivery_id=delivery_id,
+            abstained=policy.decode(wanted)[0] is None, abstain_reason=prediction.abstain_reason,
+            delivery_id=delivery_id,
         )
         if writing:
             before = list(target.labels)
@@ -91,6 +92,9 @@ async def apply(
 
 def explanation(prediction: Prediction, wanted: Sequence[str], policy: LabelPolicy) -> str:
     """The comment a repository can ask for (``comment: true``): which labels, and how sure."""
+    if prediction.abstain_reason is not None:
+        return (f"PTM Triage added {', '.join(f'`{name}`' for name in wanted)} and no other label: "
+                f"it abstains on this issue ({prediction.abstain_reason}). A maintainer should decide.")
     if not wanted:
         return (f"PTM Triage reads this issue as not about reusing a pre-trained model "
                 f"(PTM score {prediction.ptm_score:.2f}), so it added no labels.")

@@ -7,7 +7,8 @@ from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import IssueText, Prediction
 from app.triage.jsonl import classify_file, prediction_to_record
 
-KEYS = {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores", "type", "type_scores", "model"}
+KEYS = {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores", "type", "type_scores",
+        "model", "abstain_reason"}
 
 
 class Recorder:
@@ -43,7 +44,7 @@ def test_record_has_exactly_the_contract_keys():
     assert record["ptm"] is True and record["themes"] == ["HR"] and record["subthemes"] == ["HR1"]
     assert record["ptm_score"] == 0.987654 and record["theme_scores"]["MU"] == 0.333333
     assert set(record["theme_scores"]) == set(THEME_CODES) and len(record["subtheme_scores"]) == 32
-    assert record["model"] == "fake@2" and record["id"] == "https://x/1"
+    assert record["model"] == "fake@2" and record["id"] == "https://x/1" and record["abstain_reason"] is None
 
 
 def test_classify_file_streams_in_batches_and_keeps_order(tmp_path):

@@ -64,13 +64,16 @@ def test_classify_writes_the_contract(tmp_path: Path, capsys: pytest.CaptureFixt
         {"id": "a", "title": "CUDA out of memory loading SDXL", "body": "torch.cuda.OutOfMemoryError"},
         {"id": "b", "title": "Dark mode CSS broken on settings page", "body": None},
         {"id": 3, "title": "hello"},
+        {"id": "zh", "title": "加载模型后显存不足", "body": "运行 SDXL 时出现 CUDA out of memory，怎么办？"},
     ]) + "\n")
     assert main(["classify", "--input", str(source), "--output", str(tmp_path / "out.jsonl")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in rows] == ["a", "b", 3]
+    assert [r["id"] for r in rows] == ["a", "b", 3, "zh"]
     assert set(rows[0]) == {"id", "ptm", "ptm_score", "themes", "theme_scores", "subthemes", "subtheme_scores",
-                            "type", "type_scores", "model"}
+                            "type", "type_scores", "model", "abstain_reason"}
     assert rows[0]["ptm"] is True and "HR" in rows[0]["themes"] and rows[1]["ptm"] is False
+    assert [r["abstain_reason"] for r in rows] == [None, None, None, "language not supported"]
+    assert rows[3]["ptm"] is False and rows[3]["themes"] == []
 
 
 def test_classify_names_a_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -139,6 +139,24 @@ def test_a_restart_between_acknowledge_and_processing_loses_nothing(
         assert stack.get("/healthz")["deliveries"] == {"done": 4}
 
 
+def test_an_issue_in_a_language_the_model_cannot_read_asks_a_person_and_leaves_the_statistics(
+    stack: Stack,
+) -> None:
+    number = open_issue(stack, "加载 SDXL 模型后显存不足", "运行时出现 CUDA out of memory，显卡是 8GB，怎么办？",
+                        created_days_ago=30)
+    assert stack.labels_on(number) == {POLICY.abstain}
+    stack.sim.set_issue_state(REPO, number, "closed")
+    assert stack.send("issues", stack.sim.issues_payload("closed", REPO, number, INSTALLATION)).status_code == 202
+    stack.settle()
+    (issue,) = stack.get("/api/issues", repo=REPO)["issues"]
+    assert issue["prediction"]["abstain_reason"] == "language not supported" and issue["prediction"]["abstained"]
+    stats = stack.get("/api/stats", repo=REPO)["overall"]
+    assert stats["excluded"]["language"] == 1 and stats["unclassified_closed"] == 0
+    assert stats["ptm"]["n"] == stats["non_ptm"]["n"] == 0
+    page = httpx.get(f"{stack.url}/dashboard", params={"repo": REPO}, timeout=HTTP_TIMEOUT_S).text
+    assert "1 issue in a language the model cannot read" in page
+
+
 def test_github_failing_once_is_retried(settings_for: Callable[..., Settings], simulator: GitHubSimulator) -> None:
     simulator.fail_next("POST", f"/repos/{REPO}/issues/", 502)
     with serve(create_app(settings_for())) as url:
@@ -164,7 +182,7 @@ def test_stats_switches_and_the_balanced_method(stack: Stack) -> None:
     assert everything["ptm"]["days"] == [3, 8, 20] and everything["open"]["unclassified"] == 1
     assert everything["open_age"]["unclassified"]["days"] == [6]
     planned = stack.get("/api/stats", repo=REPO, include_not_planned="false", include_bots="false")["overall"]
-    assert planned["ptm"]["days"] == [3, 8] and planned["excluded"] == {"not_planned": 1, "bots": 1}
+    assert planned["ptm"]["days"] == [3, 8] and planned["excluded"] == {"not_planned": 1, "bots": 1, "language": 0}
     balanced = stack.get("/api/stats", repo=REPO, method="balanced")
     assert balanced["method"] == "balanced" and balanced["pooled"]["n_per_group"] == 3
     assert httpx.get(f"{stack.url}/api/stats", params={"method": "median"}, timeout=HTTP_TIMEOUT_S).status_code == 422

@@ -1,5 +1,6 @@
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -7,6 +8,7 @@ from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import IssueText, Prediction
 from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.evaluate import evaluate, format_report
+from app.triage.language import UNSUPPORTED_LANGUAGE, LanguageGate
 
 
 class TitleOracle:
@@ -68,6 +70,24 @@ def test_figures_match_hand_counts():
     assert "PTM-related" in report and "HR1" in report and "ROC-AUC 0.667" in report
     assert "on the 3 PTM-related issues only: micro-F1 0.667" in report
     assert evaluate(TitleOracle(), [issue("score=0.2", False)])["themes_on_ptm"] is None
+
+
+def test_false_positives_on_non_ptm_issues_by_confidence_and_abstentions_are_counted():
+    issues = [
+        replace(issue("ptm sure-wrong", False), confidence="high"),
+        replace(issue("score=0.2 sure-right", False), confidence="high"),
+        replace(issue("score=0.1 also-right", False), confidence="high"),
+        replace(issue("ptm unsure-wrong", False), confidence="low"),
+        replace(issue("ptm 显存不足 模型加载失败 怎么办", False), confidence="high"),  # the gate withdraws it
+        issue("ptm HR", True, ("HR",)),
+    ]
+    result = evaluate(LanguageGate(TitleOracle()), issues)
+    assert result["false_positive_rate"] == {"all": {"n": 5, "rate": 0.4}, "high_confidence": {"n": 4, "rate": 0.25},
+                                             "other": {"n": 1, "rate": 1.0}}
+    assert result["abstained"] == {UNSUPPORTED_LANGUAGE: {"n": 1, "annotated_ptm": 0}}
+    report = format_report(result)
+    assert "false-positive rate on non-PTM issues: all 0.400 (n=5)  high confidence 0.250 (n=4)" in report
+    assert "abstained, language not supported: 1 (0 annotated PTM-related)" in report
 
 
 def test_single_class_has_no_auc_and_empty_input_is_refused():

@@ -1,5 +1,6 @@
 import json
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -242,11 +243,21 @@ def test_by_default_every_closed_issue_counts_and_switches_leave_some_out():
                _record(4, 1, ptm=False), _record(5, 0, ptm=False, bot=True, reason="not_planned")]
     everything = compute_stats(records)["overall"]
     assert everything["ptm"]["days"] == [5, 9, 50] and everything["non_ptm"]["days"] == [0, 1]
-    assert everything["excluded"] == {"not_planned": 0, "bots": 0}
+    assert everything["excluded"] == {"not_planned": 0, "bots": 0, "language": 0}
     planned = compute_stats(records, filters=Filters(include_not_planned=False))["overall"]
     assert planned["ptm"]["days"] == [5, 9] and planned["non_ptm"]["days"] == [1]
     humans = compute_stats(records, filters=Filters(include_not_planned=False, include_bots=False))["overall"]
-    assert humans["ptm"]["days"] == [5] and humans["excluded"] == {"not_planned": 1, "bots": 2}
+    assert humans["ptm"]["days"] == [5] and humans["excluded"] == {"not_planned": 1, "bots": 2, "language": 0}
+
+
+def test_issues_in_a_language_the_model_cannot_read_are_left_out_and_counted():
+    unreadable = replace(_record(6, 400, ptm=None), abstain_reason="language not supported")
+    records = [_record(1, 5), _record(4, 1, ptm=False), unreadable,
+               replace(_record(7, 0, ptm=None, closed=False), abstain_reason="language not supported")]
+    group = compute_stats(records)["overall"]
+    assert group["ptm"]["days"] == [5] and group["non_ptm"]["days"] == [1]
+    assert group["excluded"]["language"] == 2 and group["unclassified_closed"] == 0
+    assert group["open"] == {"ptm": 0, "non_ptm": 0, "unclassified": 0}
 
 
 def test_open_issues_count_apart_with_their_age_so_far():

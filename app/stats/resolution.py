@@ -83,6 +83,7 @@ class IssueRecord:
     subthemes: tuple[str, ...] = ()
     closed_reason: str | None = None  # GitHub's state_reason: completed, not_planned, ...
     author_is_bot: bool = False
+    abstain_reason: str | None = None  # the model abstained for a reason of its own: the issue is left out
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created", as_utc(self.created))
@@ -107,7 +108,13 @@ class Filters:
     include_bots: bool = True
 
     def exclusion(self, record: IssueRecord) -> str | None:
-        """Why ``record`` is left out, or None when it counts."""
+        """Why ``record`` is left out, or None when it counts.
+
+        An issue in a language the model cannot read is always left out: a guess there
+        would move its resolution time into a group at random.
+        """
+        if record.abstain_reason is not None:
+            return "language"
         if not self.include_bots and record.author_is_bot:
             return "bots"
         if not self.include_not_planned and record.closed is not None and record.closed_reason == "not_planned":
@@ -211,7 +218,7 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
     themes: dict[str, list[int]] = {code: [] for code in THEME_CODES}
     unclassified_closed = 0
     open_ages: dict[str, list[int]] = {group: [] for group in GROUP_OF.values()}
-    excluded = {"not_planned": 0, "bots": 0}
+    excluded = {"not_planned": 0, "bots": 0, "language": 0}
     for record in records:
         reason = filters.exclusion(record)
         if reason:

@@ -158,6 +158,7 @@ class Prediction(Base):
     type_scores: Mapped[dict[str, float]] = mapped_column(JSON, default=dict, server_default="{}")
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
+    abstain_reason: Mapped[str | None] = mapped_column(String(64))  # e.g. "language not supported"
     delivery_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

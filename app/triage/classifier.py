@@ -28,7 +28,9 @@ class Prediction:
     ``theme_scores`` has exactly the 7 codes of ``app.taxonomy.THEME_CODES``,
     ``subtheme_scores`` exactly the 32 of ``SUBTHEME_CODES``. The decisions
     (``ptm``, ``themes``, ``subthemes``) are the model's own, made with its tuned
-    thresholds; the label policy may still abstain.
+    thresholds; the label policy may still abstain. ``abstain_reason`` is set when the
+    decisions were withdrawn for a reason of their own (``app.triage.language``): the
+    app abstains whatever the scores, and the statistics leave the issue out.
     """
 
     ptm_score: float
@@ -39,6 +41,7 @@ class Prediction:
     subthemes: tuple[str, ...]
     model: str
     extra: dict[str, object] = field(default_factory=dict)
+    abstain_reason: str | None = None
 
 
 @runtime_checkable

@@ -25,6 +25,8 @@ class LabeledIssue:
     type: str | None = None
     created: str | None = None
     state: str | None = None
+    confidence: str | None = None  # the annotator's: high / low
+    agreement: str | None = None  # single / double / adjudicated
 
     def text(self) -> IssueText:
         return IssueText(title=self.title, body=self.body)
@@ -77,6 +79,8 @@ def parse_record(record: Any) -> LabeledIssue:
         type=_optional_str(record, "type"),
         created=_optional_str(record, "created") or None,
         state=_optional_str(record, "state"),
+        confidence=_optional_str(record, "confidence"),
+        agreement=_optional_str(record, "agreement"),
     )
 
 

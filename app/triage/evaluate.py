@@ -7,6 +7,13 @@ Macro-F1 averages over the labels with support in ``issues`` (for themes and
 sub-themes alike); micro-F1 counts every label. ``themes_on_ptm`` repeats the
 theme figures over the issues annotated PTM-related only: how well the theme head
 does where themes exist, apart from the PTM decision's mistakes.
+
+``false_positive_rate`` is the share of the non-PTM issues called PTM-related, for all
+of them and apart for those the annotator labelled with high confidence and the rest
+(the ordinary issues of AI applications, where labels are least certain); it decides
+precision where PTM issues are a minority. ``abstained`` counts the predictions
+withdrawn for a reason of their own (a language the model cannot read) and how many of
+those the annotators called PTM-related.
 """
 
 from __future__ import annotations
@@ -47,7 +54,29 @@ def evaluate(classifier: Classifier, issues: Sequence[LabeledIssue], batch_size:
             SUBTHEME_CODES, [i.subthemes for i in issues], [p.subthemes for p in predictions]
         ),
         "types": _types(issues, predictions),
+        "false_positive_rate": _false_positive_rates(issues, pred_ptm),
+        "abstained": _abstained(issues, predictions),
     }
+
+
+def _false_positive_rates(issues: Sequence[LabeledIssue], pred_ptm: np.ndarray) -> dict[str, dict[str, Any]]:
+    groups = {"all": lambda i: True, "high_confidence": lambda i: i.confidence == "high",
+              "other": lambda i: i.confidence != "high"}
+    rates = {}
+    for name, member in groups.items():
+        called = [int(pred_ptm[j]) for j, issue in enumerate(issues) if not issue.ptm and member(issue)]
+        rates[name] = {"n": len(called), "rate": _round(np.mean(called)) if called else None}
+    return rates
+
+
+def _abstained(issues: Sequence[LabeledIssue], predictions: Sequence[Prediction]) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for issue, prediction in zip(issues, predictions, strict=True):
+        if prediction.abstain_reason is not None:
+            entry = counts.setdefault(prediction.abstain_reason, {"n": 0, "annotated_ptm": 0})
+            entry["n"] += 1
+            entry["annotated_ptm"] += int(issue.ptm)
+    return counts
 
 
 def _types(issues: Sequence[LabeledIssue], predictions: Sequence[Prediction]) -> dict[str, Any] | None:
@@ -90,6 +119,11 @@ def format_report(result: dict[str, Any]) -> str:
         "",
         f"PTM-related  P {ptm['precision']:.3f}  R {ptm['recall']:.3f}  "
         f"F1 {ptm['f1']:.3f}  support {ptm['support']}  ROC-AUC {auc}",
+        "false-positive rate on non-PTM issues: " + "  ".join(
+            f"{name.replace('_', ' ')} {_fraction(m['rate'])} (n={m['n']})"
+            for name, m in result["false_positive_rate"].items()),
+        *(f"abstained, {reason}: {m['n']} ({m['annotated_ptm']} annotated PTM-related)"
+          for reason, m in result["abstained"].items()),
     ]
     for key, title in (("themes", "Themes"), ("subthemes", "Sub-themes")):
         block = result[key]
@@ -107,6 +141,10 @@ def format_report(result: dict[str, Any]) -> str:
         lines += ["", f"Issue types: macro-F1 {types['macro_f1']:.3f}  accuracy {types['accuracy']:.3f}  "
                       f"n={types['n']}", *_per_label_lines(types["per_label"], width=12)]
     return "\n".join(lines)
+
+
+def _fraction(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _per_label_lines(per_label: dict[str, dict[str, Any]], width: int = 7) -> list[str]:
@@ -160,6 +198,7 @@ COMPARED = (
     ("  on PTM issues", ("themes_on_ptm", "micro_f1")),
     ("sub-theme micro-F1", ("subthemes", "micro_f1")), ("sub-theme macro-F1", ("subthemes", "macro_f1")),
     ("type macro-F1", ("types", "macro_f1")),
+    ("non-PTM FP rate", ("false_positive_rate", "all", "rate")),
 )
 
 
@@ -167,10 +206,12 @@ def format_comparison(results: Sequence[dict[str, Any]]) -> str:
     """Models side by side on the same issues."""
     width = max(len(r["model"]) for r in results) + 2
     lines = [f"{'':<20}" + "".join(f"{r['model']:>{width}}" for r in results)]
-    for title, (block, key) in COMPARED:
+    for title, path in COMPARED:
         cells = []
         for result in results:
-            value = (result.get(block) or {}).get(key)
-            cells.append(f"{'n/a' if value is None else f'{value:.3f}':>{width}}")
+            value: Any = result
+            for key in path:
+                value = (value or {}).get(key)
+            cells.append(f"{_fraction(value):>{width}}")
         lines.append(f"{title:<20}" + "".join(cells))
     return "\n".join(lines)

@@ -26,6 +26,7 @@ def prediction_to_record(id: Any, pred: Prediction) -> dict[str, Any]:
         "type": pred.extra.get("type"),
         "type_scores": {c: round(float(s), SCORE_DIGITS) for c, s in (pred.extra.get("type_scores") or {}).items()},
         "model": pred.model,
+        "abstain_reason": pred.abstain_reason,
     }
 
 

@@ -3,8 +3,9 @@
 Names with the default prefix ``ptm``:
 
 - ``ptm: related``: the issue is PTM-related.
-- ``ptm: needs-triage``: the app abstains (PTM score inside the uncertainty band),
-  or the issue is PTM-related but no theme is confident: a person should add it.
+- ``ptm: needs-triage``: the app abstains (PTM score inside the uncertainty band, or
+  a reason of the prediction's own such as a language it cannot read), or the issue
+  is PTM-related but no theme is confident: a person should add it.
 - one per theme, ``ptm: <theme name in lower case>``: ``ptm: model usage``,
   ``ptm: model performance and output quality``, ``ptm: software environment``,
   ``ptm: developer information and documentation``,
@@ -138,11 +139,14 @@ class LabelPolicy:
 
     def _type_labels(self, prediction: Prediction, existing: Iterable[str]) -> list[str]:
         kind = prediction.extra.get("type")
-        if not self.types or kind not in ISSUE_TYPES or self.issue_type(existing) is not None:
+        withdrawn = prediction.abstain_reason is not None
+        if not self.types or withdrawn or kind not in ISSUE_TYPES or self.issue_type(existing) is not None:
             return []
         return [self.label_name(str(kind))]
 
     def _challenge_labels(self, prediction: Prediction) -> list[str]:
+        if prediction.abstain_reason is not None:
+            return [self.abstain]
         score = prediction.ptm_score
         band = self.uncertain_band
         if band is not None and band[0] <= score <= band[1]:

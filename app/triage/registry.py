@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app.triage.baseline import MODEL_FILE as BASELINE_FILE, BaselineClassifier
 from app.triage.classifier import Classifier
+from app.triage.language import LanguageGate
 
 DEFAULT_MODEL_DIR: Path = Path(__file__).resolve().parents[2] / "models"
 
@@ -48,7 +49,8 @@ def load_classifier(kind: str = "bert", path: Path | None = None, *, ptm_prior: 
     """The classifier of ``kind`` from ``path`` (default ``DEFAULT_MODEL_DIR / kind``), cached.
 
     ``ptm_prior`` is the share of PTM-related issues a deployment expects (the bert model
-    corrects its calibrated probabilities to it)."""
+    corrects its calibrated probabilities to it). Every model serves behind the
+    ``LanguageGate``: it abstains on text it cannot read."""
     if kind not in _LOADERS:
         raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(_LOADERS)}")
     artifact_file, loader = _LOADERS[kind]
@@ -61,7 +63,7 @@ def load_classifier(kind: str = "bert", path: Path | None = None, *, ptm_prior: 
                     f"no trained {kind} model at {directory / artifact_file}; "
                     f"run `ptm-triage train --kind {kind}` first"
                 )
-            _cache[key] = loader(directory, ptm_prior)
+            _cache[key] = LanguageGate(loader(directory, ptm_prior))
         return _cache[key]
 
 

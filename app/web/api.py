@@ -54,6 +54,7 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
         subthemes=tuple(c for c in subthemes if theme_of(c) in themes),
         type=policy.issue_type(issue.labels) or (prediction.type if prediction else None),
         closed_reason=issue.state_reason,
+        abstain_reason=None if issue.labels_locked_by_human or prediction is None else prediction.abstain_reason,
         author_is_bot=issue.author_type == "Bot" or (issue.author_login or "").endswith("[bot]"),
     )
 
@@ -91,6 +92,7 @@ def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
             "type_scores": prediction.type_scores,
             "labels": prediction.labels,
             "abstained": prediction.abstained,
+            "abstain_reason": prediction.abstain_reason,
         },
     }
 

@@ -62,7 +62,9 @@ def render_dashboard(stats: dict, title: str = "PTM Triage", balanced: dict | No
 
 
 def _closed_count(group: dict[str, Any]) -> int:
-    return group["ptm"]["n"] + group["non_ptm"]["n"] + group["unclassified_closed"]
+    """Closed issues, and those left out for their language (the page says how many)."""
+    classified = group["ptm"]["n"] + group["non_ptm"]["n"]
+    return classified + group["unclassified_closed"] + group["excluded"].get("language", 0)
 
 
 def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
@@ -176,10 +178,13 @@ def _summary_table(group: dict[str, Any]) -> str:
         _row(["<td>not classified yet</td>", f"<td>{group['unclassified_closed']}</td>",
               "<td>—</td>", "<td>—</td>", "<td>—</td>", "<td>—</td>", f"<td>{opened['unclassified']}</td>"]),
     ]
+    unreadable = group["excluded"].get("language", 0)
+    left_out = (f"<p>Left out: {unreadable} issue{'s' * (unreadable != 1)} in a language the model "
+                "cannot read (labelled for a person to triage).</p>") if unreadable else ""
     return (
         '<table class="summary"><thead><tr><th>Issues</th><th>Closed</th><th>Mean days</th>'
         "<th>Median days</th><th>90th pct days</th><th>Max days</th><th>Open</th></tr></thead><tbody>"
-        + "".join(rows) + "</tbody></table>"
+        + "".join(rows) + "</tbody></table>" + left_out
     )
 
 
