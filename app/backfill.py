@@ -155,6 +155,7 @@ async def _import(services: Services, gh: GitHubClient, repository_id: int, full
         if fetched.items:
             config = config or (await repo_config.load(services, gh, repository_id, full_name)).settings
             issue_ids = await _import_page(services, gh, repository_id, fetched.items, config)
+            await labelling.follow_share(services, gh, repository_id, config)
         progress = _advance(services, repository_id, page, fetched, issue_ids)
         if on_page is not None:
             on_page(progress)

@@ -1,7 +1,9 @@
 """Classify issues and bring their labels on GitHub in line with the policy.
 
 Shared by the webhook's triage, ``/ptm-triage reclassify`` and backfill, so that
-every path records the same prediction rows and label changes.
+every path records the same prediction rows and label changes. Every PTM decision is
+made at the repository's share of PTM-related issues (``app.repo_share``), and
+``follow_share`` labels again the issues a new estimate of that share decides otherwise.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 from gidgethub.abc import GitHubAPI
 
+from app import repo_share
 from app.github.labeling import add_labels, ensure_labels, remove_label
+from app.repo_config import RepoSettings
 from app.services import Services
 from app.store.models import Issue, LabelChange
 from app.store.queries import add_prediction
@@ -28,15 +32,26 @@ class Target:
     """An issue as the labeller needs it, read before any slow work."""
 
     issue_id: int
+    repository_id: int
     repo: str
     number: int
     labels: tuple[str, ...]
     text: IssueText
+    open: bool = True
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What ``apply`` decided: the labels the policy wants, and the prediction they rest on
+    (decided at the repository's share)."""
+
+    labels: list[str]
+    prediction: Prediction
 
 
 def target_of(issue: Issue) -> Target:
-    return Target(issue.id, issue.repository.full_name, issue.number, tuple(issue.labels),
-                  IssueText(issue.title, issue.body or ""))
+    return Target(issue.id, issue.repository_id, issue.repository.full_name, issue.number, tuple(issue.labels),
+                  IssueText(issue.title, issue.body or ""), issue.state == "open")
 
 
 async def classify(services: Services, texts: Sequence[IssueText]) -> list[Prediction]:
@@ -47,12 +62,13 @@ async def classify(services: Services, texts: Sequence[IssueText]) -> list[Predi
 async def apply(
     services: Services, gh: GitHubAPI | None, target: Target, prediction: Prediction,
     policy: LabelPolicy, *, delivery_id: str | None = None, write: bool = True,
-) -> list[str]:
-    """Record the prediction; when ``gh`` is given and ``write``, set the policy's labels on GitHub.
+) -> Applied:
+    """Decide ``prediction`` at the repository's share and record it; when ``gh`` is given and
+    ``write``, set the policy's labels on GitHub.
 
     The app's labels that the policy no longer wants are removed; other labels stay.
-    Returns the labels the policy wants.
     """
+    prediction = _at_repository_share(services, target, prediction)
     wanted = policy.labels_for(prediction, target.labels)
     wanted_lower = {name.lower() for name in wanted}
     have = {name.lower() for name in target.labels}
@@ -74,6 +90,8 @@ async def apply(
             subtheme_scores=prediction.subtheme_scores, labels=wanted,
             type=prediction.extra.get("type"), type_scores=prediction.extra.get("type_scores") or {},
             abstained=policy.decode(wanted)[0] is None, abstain_reason=prediction.abstain_reason,
+            ptm_score_at_training_share=prediction.extra.get("ptm_score_at_training_share"),
+            ptm_share=prediction.extra.get("ptm_share"), ptm_threshold=prediction.extra.get("ptm_threshold"),
             delivery_id=delivery_id,
         )
         if writing:
@@ -87,7 +105,42 @@ async def apply(
             issue.labels = after
     log.info("%s#%s: ptm=%.3f labels %s%s", target.repo, target.number, prediction.ptm_score, wanted,
              "" if writing else " (not written)")
-    return wanted
+    return Applied(wanted, prediction)
+
+
+def _at_repository_share(services: Services, target: Target, prediction: Prediction) -> Prediction:
+    train_share = services.classifier.train_ptm_share
+    if train_share is None:
+        return prediction
+    with services.db.session() as session:
+        share = repo_share.current(services, session, target.repository_id)
+    assert share is not None
+    return repo_share.moved(prediction, share.share, train_share)
+
+
+async def follow_share(services: Services, gh: GitHubAPI | None, repository_id: int, config: RepoSettings) -> int:
+    """Estimate the repository's share again when due; label again the issues the new share
+    decides otherwise: open ones on GitHub (unless the repository is in dry-run or asks for
+    no labels on old issues, ``backfill.labels: none``), closed ones in the record the
+    statistics read. Returns how many were labelled again."""
+    moved = await asyncio.to_thread(repo_share.reestimate, services, repository_id)
+    if moved is None:
+        return 0
+    before, after = moved
+    policy = config.policy(services.policy)
+    with services.db.session() as session:
+        flips = repo_share.flipped(services, session, repository_id, after.share, policy)
+        targets = [target_of(issue) for issue in flips]
+    log.info("repository %s: PTM share %.3f (%s) -> %.3f, estimated from %d issues (%d set by a person); "
+             "%d decisions change", targets[0].repo if targets else repository_id, before.share, before.source,
+             after.share, after.issues, after.known, len(targets))
+    if not targets:
+        return 0
+    predictions = await classify(services, [t.text for t in targets])
+    for target, prediction in zip(targets, predictions, strict=True):
+        write = target.open and not config.dry_run and config.backfill.labels != "none"
+        await apply(services, gh, target, prediction, policy, write=write)
+    return len(targets)
 
 
 def explanation(prediction: Prediction, wanted: Sequence[str], policy: LabelPolicy) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 from gidgethub.abc import GitHubAPI
 
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.github.auth import AppAuth
 from app.github.client import GitHubClientFactory
 from app.store.db import Database
@@ -55,7 +55,11 @@ def default_policy(settings: Settings) -> LabelPolicy:
 def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     db.migrate()
-    classifier = load_classifier(settings.model_kind, settings.model_dir, ptm_prior=settings.ptm_share)
+    # Scores at the training share: each repository's decisions are made at its own share
+    # (app.repo_share), starting from PTM_TRIAGE_PTM_SHARE.
+    classifier = load_classifier(settings.model_kind, settings.model_dir)
+    if settings.ptm_share is not None and classifier.train_ptm_share is None:
+        raise ConfigError(f"PTM_TRIAGE_PTM_SHARE needs a calibrated model; {settings.model_kind} is not (use bert)")
     policy = default_policy(settings)
     github = None
     if not settings.effective_dry_run:

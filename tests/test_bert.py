@@ -21,7 +21,6 @@ from app.triage.bert import (
     calibrate_types,
     collate,
     content_digest,
-    correct_prior,
     encode,
     length_groups,
     read_spec,
@@ -38,6 +37,7 @@ from app.triage.bert_train import (
     type_weights,
 )
 from app.triage.classifier import Classifier, IssueText
+from app.triage.prior_shift import correct_prior
 from app.triage.onnx_runtime import RUNTIME_ENV, resolve_runtime
 from app.triage.encoder import (
     BASE_SHA256,
@@ -256,19 +256,6 @@ def test_prior_correction_moves_the_ptm_score(tiny: Path, tiny_fp32: BertClassif
         assert c.theme_scores == b.theme_scores
     with pytest.raises(ValueError):
         BertClassifier.load(tiny, device="cpu", ptm_prior=1.0)
-
-
-def test_prior_correction_math() -> None:
-    assert correct_prior(0.3, 0.6, 0.6) == pytest.approx(0.3)
-    # p = 0.5 at a 60% training share, deployed at 20%: odds 1 * (0.2/0.8) / (0.6/0.4) = 1/6
-    assert correct_prior(0.5, 0.2, 0.6) == pytest.approx(1 / 7)
-    p = np.array([0.0, 0.25, 0.9, 1.0])
-    corrected = correct_prior(p, 0.1, 0.5)
-    odds = p[1:3] / (1 - p[1:3])
-    np.testing.assert_allclose(corrected[1:3] / (1 - corrected[1:3]), odds * (0.1 / 0.9), rtol=1e-12)
-    assert corrected[0] == 0.0 and corrected[3] == 1.0
-    with pytest.raises(ValueError):
-        correct_prior(0.5, 0.0, 0.6)
 
 
 def test_truncation_keeps_the_title_and_the_head_and_tail_of_the_body() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from app.repo_config import ConfigProblem, RepoSettings, parse
 from app.triage.labels import LabelPolicy
+from app.triage.registry import DEFAULT_MODEL_DIR
 from tests.e2e import INSTALLATION, REPO, Stack, open_issue
 
 DEFAULT = LabelPolicy()
@@ -92,7 +93,11 @@ def test_the_repositorys_file_is_followed_and_refreshed_on_push(stack: Stack) ->
     assert "model: related" in stack.labels_on(first)
     comments = [x for x in stack.sim.exchanges if x.method == "POST" and x.path.endswith(f"/{first}/comments")]
     assert len(comments) == 1 and "model: related" in comments[0].request_json["body"]
-    assert stack.get("/api/config", repo=REPO)["source"] == f"{REPO}:.github/ptm-triage.yml"
+    config = stack.get("/api/config", repo=REPO)
+    assert config["source"] == f"{REPO}:.github/ptm-triage.yml"
+    train_share = json.loads((DEFAULT_MODEL_DIR / "bert" / "meta.json").read_text())["train_ptm_share"]
+    assert config["ptm_share"] == {"share": train_share, "source": "training", "issues": 0, "known": 0}, \
+        "one issue is too few to estimate the repository's share from"
 
     stack.sim.set_file(REPO, ".github/ptm-triage.yml", "enabled: false\n")
     second = open_issue(stack, *PTM)

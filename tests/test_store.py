@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
 from app.store.db import Database
-from app.store.models import LabelChange
+from app.store.models import Base, LabelChange
 from app.store.queries import upsert_issue, upsert_repository
 
 
@@ -32,3 +35,12 @@ def test_a_payload_older_than_the_apps_own_label_write_does_not_undo_it(database
         unlabeled, _ = upsert_issue(session, repo, payload([], event_time), labels_changed=True)
         assert unlabeled.labels == [], "a label event's labels are the truth whatever its time"
     db.dispose()
+
+
+def test_the_migrations_build_the_schema_the_models_describe(database_url: str) -> None:
+    db = Database(database_url)
+    db.migrate()
+    with db.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
+    db.dispose()
+    assert differences == []

@@ -48,7 +48,8 @@ async def issue_changed(event: sansio.Event, services: Services) -> None:
         return
     prediction = (await labelling.classify(services, [target.text]))[0]
     write = not config.dry_run
-    wanted = await labelling.apply(services, gh, target, prediction, policy,
-                                   delivery_id=event.delivery_id, write=write)
+    applied = await labelling.apply(services, gh, target, prediction, policy,
+                                    delivery_id=event.delivery_id, write=write)
     if gh is not None and write and opened and config.comment:
-        await labelling.comment(gh, target, labelling.explanation(prediction, wanted, policy))
+        await labelling.comment(gh, target, labelling.explanation(applied.prediction, applied.labels, policy))
+    await labelling.follow_share(services, gh, repo_id, config)

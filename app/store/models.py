@@ -159,6 +159,11 @@ class Prediction(Base):
     labels: Mapped[list[str]] = mapped_column(JSON, default=list)
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     abstain_reason: Mapped[str | None] = mapped_column(String(64))  # e.g. "language not supported"
+    # The PTM decision in full: the model's score at its training share, the repository share
+    # it was moved to (``app.repo_share``; None: not moved) and the threshold it was held to.
+    ptm_score_at_training_share: Mapped[float | None] = mapped_column(Float)
+    ptm_share: Mapped[float | None] = mapped_column(Float)
+    ptm_threshold: Mapped[float | None] = mapped_column(Float)
     delivery_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -213,3 +218,16 @@ class RepoConfig(Base):
     text: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RepoShare(Base):
+    """A repository's share of PTM-related issues, as its probabilities are moved to (``app.repo_share``)."""
+
+    __tablename__ = "repo_shares"
+
+    repository_id: Mapped[int] = mapped_column(ForeignKey("repositories.id"), primary_key=True)
+    share: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(16))  # estimated | deployment | training
+    issues: Mapped[int] = mapped_column(Integer)  # scored issues the estimate rests on
+    known: Mapped[int] = mapped_column(Integer)  # of them, with labels a person set
+    estimated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

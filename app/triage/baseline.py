@@ -71,6 +71,11 @@ class BaselineClassifier:
         self._version = f"{KIND}-tfidf-lr@{hashlib.sha256(self._bytes).hexdigest()[:12]}"
 
     @property
+    def train_ptm_share(self) -> None:
+        """Not calibrated: its thresholds are tuned, its probabilities are not moved."""
+        return None
+
+    @property
     def version(self) -> str:
         return self._version
 

@@ -56,6 +56,7 @@ from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.encoder import BASE_SHA256, load_base
 from app.triage.normalize import normalize
 from app.triage.onnx_runtime import OnnxNetwork, export_graph, quantize_graph, resolve_runtime
+from app.triage.prior_shift import correct_prior
 
 KIND = "bert"
 MODEL_FILE = "model.safetensors"
@@ -370,15 +371,6 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1.0 - p))
 
 
-def correct_prior(p: np.ndarray | float, share: float, train_share: float) -> np.ndarray | float:
-    """Bayes' rule on the odds: move probabilities made at ``train_share`` to ``share``."""
-    for name, value in (("share", share), ("train_share", train_share)):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must be strictly between 0 and 1, got {value}")
-    r1, r0 = share / train_share, (1.0 - share) / (1.0 - train_share)
-    return p * r1 / (p * r1 + (1.0 - p) * r0)
-
-
 # --- serving ----------------------------------------------------------------------------------
 
 
@@ -413,6 +405,10 @@ class BertClassifier:
         self._raw = raw
         self.lexical = lexical if spec.blend is not None else None
         self._version = f"{KIND}-minilm@{content_digest(raw)[:12]}"
+
+    @property
+    def train_ptm_share(self) -> float:
+        return self.spec.train_ptm_share
 
     @property
     def version(self) -> str:

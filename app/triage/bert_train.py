@@ -62,7 +62,6 @@ from app.triage.bert import (
     calibrate,
     calibrate_types,
     collate,
-    correct_prior,
     encode,
     lexical_parts,
     logit,
@@ -74,6 +73,7 @@ from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
 from app.triage.evaluate import evaluate, format_report
 from app.triage.normalize import normalize
+from app.triage.prior_shift import correct_prior, expected_calibration_error
 
 CARD_FILE = "MODEL_CARD.md"
 _GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
@@ -706,13 +706,6 @@ def reweighted_precision(truth: np.ndarray, predicted: np.ndarray, share: float)
     hits = float((predicted & (truth == 1)).sum())
     false = float((predicted & (truth == 0)).sum()) * weight
     return round(hits / (hits + false), 4) if hits + false else 0.0
-
-
-def expected_calibration_error(p: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    error = sum(abs(p[index == b].mean() - truth[index == b].mean()) * (index == b).sum() for b in range(bins) if (index == b).any())
-    return round(float(error / len(p)), 4)
 
 
 def quantization_check(classifier: BertClassifier, dev: Sequence[LabeledIssue]) -> dict[str, Any]:

@@ -53,23 +53,35 @@ class Classifier(Protocol):
         """A stable identifier of the trained weights, e.g. ``baseline-tfidf-lr@3f2a9c1e``."""
         ...
 
+    @property
+    def train_ptm_share(self) -> float | None:
+        """The PTM share its probabilities are calibrated at; None for a model that is not
+        calibrated (its scores are not moved to a repository's share)."""
+        ...
+
     def predict(self, texts: Sequence[IssueText]) -> list[Prediction]: ...
 
 
 def thresholded(score: Mapping[str, float], thresholds: Mapping[str, float], model: str,
                 extra: dict[str, object] | None = None) -> Prediction:
     """A prediction from one score per entry of ``LABELS``: themes only for a PTM issue,
-    a sub-theme only with its theme."""
-    ptm = score[PTM] >= thresholds[PTM]
-    themes = tuple(c for c in THEME_CODES if ptm and score[c] >= thresholds[c])
+    a sub-theme only with its theme.
+
+    ``extra`` keeps what another PTM decision needs (``app.repo_share`` moves the score to a
+    repository's share): the PTM threshold and the themes and sub-themes an issue would
+    get if it were PTM-related.
+    """
+    themes = tuple(c for c in THEME_CODES if score[c] >= thresholds[c])
     subthemes = tuple(c for c in SUBTHEME_CODES if theme_of(c) in themes and score[c] >= thresholds[c])
+    ptm = score[PTM] >= thresholds[PTM]
     return Prediction(
         ptm_score=score[PTM],
         theme_scores={c: score[c] for c in THEME_CODES},
         subtheme_scores={c: score[c] for c in SUBTHEME_CODES},
         ptm=ptm,
-        themes=themes,
-        subthemes=subthemes,
+        themes=themes if ptm else (),
+        subthemes=subthemes if ptm else (),
         model=model,
-        extra={"ptm_threshold": thresholds[PTM], **(extra or {})},
+        extra={"ptm_threshold": thresholds[PTM], "themes_if_ptm": themes, "subthemes_if_ptm": subthemes,
+               **(extra or {})},
     )

@@ -144,15 +144,20 @@ class LabelPolicy:
             return []
         return [self.label_name(str(kind))]
 
+    def ptm_decision(self, score: float, model_decision: bool) -> bool | None:
+        """PTM-related, not, or None to abstain, for a PTM score and the model's own decision."""
+        band = self.uncertain_band
+        if band is not None and band[0] <= score <= band[1]:
+            return None
+        return model_decision if self.ptm_threshold is None else score >= self.ptm_threshold
+
     def _challenge_labels(self, prediction: Prediction) -> list[str]:
         if prediction.abstain_reason is not None:
             return [self.abstain]
-        score = prediction.ptm_score
-        band = self.uncertain_band
-        if band is not None and band[0] <= score <= band[1]:
+        decision = self.ptm_decision(prediction.ptm_score, prediction.ptm)
+        if decision is None:
             return [self.abstain]
-        is_ptm = prediction.ptm if self.ptm_threshold is None else score >= self.ptm_threshold
-        if not is_ptm:
+        if not decision:
             return []
         themes = [
             c for c in THEME_CODES if self._fires(c, prediction.theme_scores.get(c, 0.0), c in prediction.themes)

@@ -56,6 +56,10 @@ class LanguageGate:
     def version(self) -> str:
         return self.model.version
 
+    @property
+    def train_ptm_share(self) -> float | None:
+        return self.model.train_ptm_share
+
     def predict(self, texts: Sequence[IssueText]) -> list[Prediction]:
         predictions = self.model.predict(texts)
         return [

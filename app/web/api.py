@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app import repo_config
+from app import repo_config, repo_share
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution_days
 from app.store.models import Issue, Prediction, RepoConfig, Repository
@@ -170,7 +170,8 @@ async def issues(
 
 @router.get("/api/config")
 async def config(request: Request, repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
-    """The configuration in force for a repository, where it came from, and what was wrong with it."""
+    """The configuration in force for a repository, where it came from, and what was wrong with it;
+    and the share of PTM-related issues its decisions are made at (``app.repo_share``)."""
     services = request.app.state.services
 
     def read() -> dict[str, Any]:
@@ -184,6 +185,7 @@ async def config(request: Request, repo: str = Query(..., description="owner/nam
                 "error": loaded.error if loaded else None,
                 "fetched_at": row.fetched_at.isoformat() if row else None,
                 "settings": (loaded.settings if loaded else repo_config.RepoSettings()).model_dump(),
+                "ptm_share": share.json() if (share := repo_share.current(services, session, found.id)) else None,
             }
 
     return await run_in_threadpool(read)
