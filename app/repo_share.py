@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.services import Services
@@ -87,10 +88,10 @@ def reestimate(services: Services, repository_id: int) -> tuple[Share, Share] | 
     with services.db.session() as session:
         before = current(services, session, repository_id)
         assert before is not None
+        if _predicted_count(services, session, repository_id) < _due_at(before):  # cheap, on every delivery
+            return None
         scored = _scored(services, session, repository_id)
-        due = len(scored) >= MIN_ISSUES and (before.source != "estimated"
-                                              or len(scored) >= before.issues + REESTIMATE_EVERY)
-        if not due:
+        if len(scored) < _due_at(before):
             return None
         known = [services.policy.decode(issue.labels)[0] if issue.labels_locked_by_human else None
                  for issue, _ in scored]
@@ -122,6 +123,19 @@ def flipped(services: Services, session: Session, repository_id: int, share: flo
             if len(found) == RELABEL_LIMIT:
                 break
     return found
+
+
+def _due_at(share: Share) -> int:
+    return MIN_ISSUES if share.source != "estimated" else max(MIN_ISSUES, share.issues + REESTIMATE_EVERY)
+
+
+def _predicted_count(services: Services, session: Session, repository_id: int) -> int:
+    """Issues of the repository with a prediction by the serving model: at least as many as ``_scored``."""
+    return session.scalar(
+        select(func.count(func.distinct(StoredPrediction.issue_id)))
+        .join(Issue, Issue.id == StoredPrediction.issue_id)
+        .where(Issue.repository_id == repository_id, StoredPrediction.model_version == services.classifier.version)
+    ) or 0
 
 
 def _scored(services: Services, session: Session, repository_id: int) -> list[tuple[Issue, StoredPrediction]]:

@@ -10,6 +10,12 @@ split of ``app.triage.bert_train``, seed 13) and reports dev.jsonl's figures
     .venv/bin/python benchmarks/bert_variants.py ensemble models/bert OTHER_MODEL_DIR
     # the frozen base encoder's sentence embeddings + logistic regression, alone and stacked
     .venv/bin/python benchmarks/bert_variants.py embeddings models/bert
+    # sub-theme decoding of a trained model: precision floors, one shared cut (no retraining)
+    .venv/bin/python benchmarks/bert_variants.py subthemes models/bert
+    # a trained model with its sub-theme thresholds chosen by today's BertTrainConfig
+    .venv/bin/python benchmarks/bert_variants.py retune MODEL_DIR OUT_DIR
+    # one recipe's seeds on dev: every figure with its mean and standard deviation
+    .venv/bin/python benchmarks/bert_variants.py seeds NAME MODEL_DIR MODEL_DIR MODEL_DIR
 
 Each writes ``benchmarks/results/variant-<name>.json`` and prints its figures.
 """
@@ -28,16 +34,20 @@ import torch
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from app.triage.bert import BertClassifier, collate, encode, logit, mean_pool
+from app.triage.bert import BertClassifier, collate, encode, lexical_parts, logit, mean_pool
 from app.triage.bert_train import (
     BertTrainConfig,
+    decide,
+    dev_figures,
     fit_bert,
     headline,
     holdout_split,
     quick_metrics,
+    retune_subthemes,
     targets,
     tune_thresholds,
 )
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.data import LabeledIssue, load_jsonl
 from app.triage.encoder import load_base
 
@@ -57,13 +67,29 @@ def main() -> None:
     ensemble.add_argument("models", type=Path, nargs="+")
     embeddings = commands.add_parser("embeddings")
     embeddings.add_argument("model", type=Path)
+    subthemes = commands.add_parser("subthemes")
+    subthemes.add_argument("model", type=Path)
+    seeds = commands.add_parser("seeds")
+    seeds.add_argument("name")
+    seeds.add_argument("models", type=Path, nargs="+")
+    retune = commands.add_parser("retune")
+    retune.add_argument("model", type=Path)
+    retune.add_argument("out", type=Path)
     args = parser.parse_args()
+    if args.command == "retune":
+        retune_subthemes(args.model, [DATA / "train.jsonl"], DATA / "dev.jsonl", args.out)
+        print(json.dumps(headline(json.loads((args.out / "meta.json").read_text())["training"]["dev"])))
+        return
     train, dev = load_jsonl(DATA / "train.jsonl"), load_jsonl(DATA / "dev.jsonl")
     started = time.perf_counter()
     if args.command == "recipe":
         name, result = f"recipe-{args.name}", run_recipe(train, dev, json.loads(args.overrides), args.keep)
     elif args.command == "ensemble":
         name, result = "ensemble-" + "+".join(p.name for p in args.models), run_ensemble(train, dev, args.models)
+    elif args.command == "seeds":
+        name, result = f"seeds-{args.name}", run_seeds(dev, args.models)
+    elif args.command == "subthemes":
+        name, result = f"subthemes-{args.model.name}", run_subthemes(train, dev, args.model)
     else:
         name, result = "embeddings", run_embeddings(train, dev, args.model)
     result["wall_s"] = round(time.perf_counter() - started, 1)
@@ -108,6 +134,86 @@ def run_ensemble(train: list[LabeledIssue], dev: list[LabeledIssue], models: lis
         alone[classifier.version] = _figures(expit(hold_z[-1]), hold_y, expit(dev_z[-1]), dev_y)
     mean_hold, mean_dev = expit(np.mean(hold_z, axis=0)), expit(np.mean(dev_z, axis=0))
     return {"models": [str(p) for p in models], "alone": alone, "ensemble": _figures(mean_hold, hold_y, mean_dev, dev_y)}
+
+
+def run_seeds(dev: list[LabeledIssue], models: list[Path]) -> dict[str, Any]:
+    """Dev figures of each model (one per seed) and their mean and standard deviation."""
+    per_model = {}
+    for directory in models:
+        classifier = BertClassifier.load(directory)
+        result = dev_figures(classifier, dev, BertTrainConfig().reweighted_share)
+        sub = result["subthemes"]["per_label"]
+        hits = sum(m["recall"] * m["support"] for m in sub.values())
+        fired = sum(m["recall"] * m["support"] / m["precision"] for m in sub.values() if m["precision"] > 0)
+        per_model[classifier.version] = {
+            **headline(result),
+            "ptm_precision": result["ptm"]["precision"], "ptm_recall": result["ptm"]["recall"],
+            "ptm_roc_auc": result["ptm"]["roc_auc"], "ptm_ece": result["ptm"]["ece"],
+            "precision_at_20pct_corrected": result["ptm"]["precision_at_share"]["with_prior_correction"],
+            "recall_at_20pct_corrected": result["ptm"]["precision_at_share"]["recall_with_prior_correction"],
+            "subtheme_micro_precision": round(hits / fired, 4) if fired else 0.0,
+            **{f"fpr_{group}": m["rate"] for group, m in result["false_positive_rate"].items()},
+        }
+    keys = list(next(iter(per_model.values())))
+    spread = {key: {"mean": round(float(np.mean([m[key] for m in per_model.values()])), 4),
+                    "sd": round(float(np.std([m[key] for m in per_model.values()], ddof=1)), 4)
+                    if len(per_model) > 1 else 0.0} for key in keys}
+    return {"models": per_model, "mean_sd": spread}
+
+
+def run_subthemes(train: list[LabeledIssue], dev: list[LabeledIssue], model: Path) -> dict[str, Any]:
+    """Sub-theme decoders on one model's calibrated scores, thresholds chosen on the held-out slice.
+
+    ``floor_X``: each sub-theme's F1-best threshold among those with held-out precision >= X
+    (else it abstains; 0.7 is the training recipe's, before its dev veto). ``shared_cut``: one
+    threshold for every sub-theme (given its theme fired): the held-out micro-F1-best with
+    micro precision >= 0.6, statistical strength shared across the rare sub-themes.
+    """
+    hold = _held_out(train)
+    classifier = BertClassifier.load(model)
+    hold_p = classifier.scores([i.text() for i in hold], prior=False)
+    dev_p = classifier.scores([i.text() for i in dev], prior=False)
+    hold_y, dev_y = targets(hold), targets(dev)
+    result: dict[str, Any] = {"model": classifier.version,
+                              "shipped": _subtheme_figures(dev_p, dev_y, classifier.spec.thresholds)}
+    for floor in (0.7, 0.6, 0.5, 0.0):
+        thresholds = tune_thresholds(hold_p, hold_y, replace(BertTrainConfig(), min_subtheme_precision=floor))
+        result[f"floor_{floor}"] = _subtheme_figures(dev_p, dev_y, thresholds)
+    themes_only = tune_thresholds(hold_p, hold_y, BertTrainConfig())
+    best: tuple[float, float] | None = None
+    for cut in np.round(np.arange(0.05, 0.951, 0.01), 2):
+        shared = {**themes_only, **dict.fromkeys(SUBTHEME_CODES, float(cut))}
+        figures = _subtheme_figures(hold_p, hold_y, shared)
+        if figures["precision"] >= 0.6 and (best is None or figures["f1"] > best[1]):
+            best = (float(cut), figures["f1"])
+    if best is not None:
+        result["shared_cut"] = {"cut": best[0], **_subtheme_figures(
+            dev_p, dev_y, {**themes_only, **dict.fromkeys(SUBTHEME_CODES, best[0])})}
+    if classifier.lexical is not None:  # the stack's TF-IDF part (fitted without the held-out slice)
+        lexical_hold = lexical_parts(classifier.lexical, [i.text() for i in hold])[0]
+        lexical_dev = lexical_parts(classifier.lexical, [i.text() for i in dev])[0]
+        columns = slice(1 + len(THEME_CODES), None)
+        for name, mix in (("lexical", 1.0), ("mean", 0.5)):
+            mixed_hold, mixed_dev = hold_p.copy(), dev_p.copy()
+            mixed_hold[:, columns] = (1 - mix) * hold_p[:, columns] + mix * lexical_hold[:, columns]
+            mixed_dev[:, columns] = (1 - mix) * dev_p[:, columns] + mix * lexical_dev[:, columns]
+            for floor in (0.6, 0.65):
+                config = replace(BertTrainConfig(), min_subtheme_precision=floor)
+                thresholds = tune_thresholds(mixed_hold, hold_y, config)
+                result[f"{name}_floor_{floor}"] = _subtheme_figures(mixed_dev, dev_y, thresholds)
+    return result
+
+
+def _subtheme_figures(p: np.ndarray, y: np.ndarray, thresholds: dict[str, float]) -> dict[str, float]:
+    """Micro precision, recall and F1 of the sub-theme decisions (gated by PTM and theme), and how many fire."""
+    columns = slice(1 + len(THEME_CODES), 1 + len(THEME_CODES) + len(SUBTHEME_CODES))
+    decided, truth = decide(p, thresholds)[:, columns], y[:, columns].astype(int)
+    hits, fired, positives = int((decided & truth).sum()), int(decided.sum()), int(truth.sum())
+    precision = hits / fired if fired else 0.0
+    recall = hits / positives if positives else 0.0
+    f1 = 2 * hits / (fired + positives) if fired + positives else 0.0
+    enabled = sum(thresholds[c] <= 1.0 for c in SUBTHEME_CODES)
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4), "enabled": enabled}
 
 
 def run_embeddings(train: list[LabeledIssue], dev: list[LabeledIssue], model: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,10 @@ from app.triage.bert import (
 from app.triage.bert_train import (
     BertTrainConfig,
     best_threshold,
+    holdout_split,
+    retune_subthemes,
+    targets,
+    tune_thresholds,
     fit_type_blend,
     fit_type_temperature,
     reweighted_precision,
@@ -37,6 +42,7 @@ from app.triage.bert_train import (
     type_weights,
 )
 from app.triage.classifier import Classifier, IssueText
+from app.triage.data import load_many
 from app.triage.prior_shift import correct_prior
 from app.triage.onnx_runtime import RUNTIME_ENV, resolve_runtime
 from app.triage.encoder import (
@@ -112,6 +118,24 @@ def test_training_writes_artifact_meta_and_card(tiny: Path) -> None:
     assert set(meta["thresholds"]) == set(LABELS)
     assert classifier.version in (tiny / "MODEL_CARD.md").read_text()
     assert isinstance(classifier, Classifier)
+
+
+def test_retuning_sub_themes_changes_their_thresholds_only(tiny: Path, tmp_path: Path) -> None:
+    data = tiny.parent / "train.jsonl"
+    lenient = BertTrainConfig(min_subtheme_precision=0.0, min_subtheme_hits=1)
+    out = retune_subthemes(tiny, [data], None, tmp_path / "retuned", lenient)
+    before = BertClassifier.load(tiny, device="cpu", quantize=False)
+    after = BertClassifier.load(out, device="cpu", quantize=False)
+    others = [label for label in LABELS if label not in SUBTHEME_CODES]
+    assert [after.spec.thresholds[c] for c in others] == [before.spec.thresholds[c] for c in others]
+    issues = load_many([data])
+    _, rows = holdout_split(issues, replace(lenient, holdout=0.3, split_seed=13))
+    hold = [issues[i] for i in rows]
+    tuned = tune_thresholds(before.scores([i.text() for i in hold], prior=False), targets(hold), lenient)
+    assert {c: after.spec.thresholds[c] for c in SUBTHEME_CODES} == {c: tuned[c] for c in SUBTHEME_CODES}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["training"]["retuned_from"] == before.version and meta["version"] == after.version
+    assert meta["training"]["config"]["min_subtheme_precision"] == 0.0 and (out / "MODEL_CARD.md").is_file()
 
 
 def test_save_load_round_trip_gives_identical_predictions(tiny: Path, tiny_fp32: BertClassifier, tmp_path: Path) -> None:
