@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.backfill import run_backfill_cli
 from app.config import Settings
-from app.github.simulator import GitHubSimulator, generate_app_keypair
+from tests.github_sim import GitHubSimulator, generate_app_keypair
 from tests.backfill_data import populate
 from tests.servers import serve
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.github.simulator import GitHubSimulator
+from tests.github_sim import GitHubSimulator
 from tests.conftest import SHARED
 
 DAY_S = 86400.0

@@ -17,7 +17,7 @@ import pytest
 
 from app.github.auth import AppAuth, InstallationTokenCache
 from app.github.client import GitHubClientFactory, RetryPolicy
-from app.github.simulator import GitHubSimulator, generate_app_keypair
+from tests.github_sim import GitHubSimulator, generate_app_keypair
 from tests.servers import serve
 
 GITHUB_APP_ID = 4242

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
-from app.github.simulator import GitHubSimulator
+from tests.github_sim import GitHubSimulator
 from app.triage.labels import LabelPolicy
 from app.web.main import create_app
 from tests.conftest_github import GITHUB_APP_ID

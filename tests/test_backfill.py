@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app import backfill
 from app.config import Settings
 from app.github.client import GitHubClientFactory, RetryPolicy
-from app.github.simulator import GitHubSimulator
+from tests.github_sim import GitHubSimulator
 from app.services import Services, build_services
 from app.store.db import Database
 from app.store.models import Issue, IssueEvent, Prediction

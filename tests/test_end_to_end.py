@@ -7,7 +7,7 @@ from collections.abc import Callable
 import httpx
 
 from app.config import Settings
-from app.github.simulator import BOT_LOGIN, GitHubSimulator
+from tests.github_sim import BOT_LOGIN, GitHubSimulator
 from app.web.main import create_app
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack, open_issue
 from tests.openapi_check import validate_request, validate_response

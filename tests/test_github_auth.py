@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.github.auth import AppAuth, InstallationTokenCache
 from app.github.client import GitHubClientFactory
-from app.github.simulator import GitHubSimulator
+from tests.github_sim import GitHubSimulator
 from tests.conftest_github import GITHUB_APP_ID, FakeClock
 
 NOW = 1_700_000_000

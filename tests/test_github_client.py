@@ -10,7 +10,7 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 
 from app.github.auth import AppAuth
 from app.github.client import FAIL_FAST, GitHubClientFactory, RetryPolicy, link_pages
-from app.github.simulator import GitHubSimulator
+from tests.github_sim import GitHubSimulator
 from tests.conftest_github import SIM_URL, FakeClock, limit_errors
 
 INSTALLATION = 3

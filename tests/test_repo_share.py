@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app import backfill, labelling, repo_share
 from app.config import Settings
 from app.github.client import GitHubClientFactory
-from app.github.simulator import GitHubSimulator
+from tests.github_sim import GitHubSimulator
 from app.repo_config import RepoSettings
 from app.services import Services
 from app.store.db import Database

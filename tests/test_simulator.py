@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from app.github.auth import AppAuth
-from app.github.simulator import GitHubSimulator, generate_app_keypair
+from tests.github_sim import GitHubSimulator, generate_app_keypair
 from tests.conftest_github import GITHUB_APP_ID, SIM_URL
 from tests.openapi_check import spec_path
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from app.stats.synthetic import REPOS, SYNTHETIC_EFFECTS, synthetic_installation
+from tests.synthetic_installation import REPOS, SYNTHETIC_EFFECTS, synthetic_installation
 from app.study import (
     BATCH_SIZE,
     FIGURE_GROUPS,

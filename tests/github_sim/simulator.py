@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.github.sim_state import (
+from tests.github_sim.state import (
     APP_EVENTS,
     APP_PERMISSIONS,
     DEFAULT_LABEL_COLOR,
