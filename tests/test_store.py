@@ -28,7 +28,7 @@ def test_a_payload_older_than_the_apps_own_label_write_does_not_undo_it(database
         session.add(LabelChange(issue_id=issue.id, label="ptm: related", action="added", by_app=True))
     with db.session() as session:
         repo = upsert_repository(session, {"id": 1, "full_name": "o/r"}, None)
-        stale, _ = upsert_issue(session, repo, payload([], event_time))  # the same delivery's other handler
+        stale, _ = upsert_issue(session, repo, payload([], event_time))  # a delivery made before the app labelled
         assert stale.labels == ["ptm: related"]
         later, _ = upsert_issue(session, repo, payload(["bug"], datetime.now(timezone.utc) + timedelta(seconds=5)))
         assert later.labels == ["bug"], "a newer payload is the truth"

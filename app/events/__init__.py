@@ -1,13 +1,17 @@
-"""Webhook handlers, one module per concern, composed into one router."""
+"""Webhook handlers, one module per concern, composed into one router.
+
+Each event action has one handler: where an action needs several steps (``issues.opened``:
+track, then triage), that handler calls them in order (``issue_text``).
+"""
 
 from gidgethub.routing import Router
 
-from app.events import commands, configuration, feedback, installations, lifecycle, repo_labels, triage
+from app.events import commands, configuration, feedback, installations, issue_text, lifecycle, repo_labels
 
 router = Router(
     installations.router,
+    issue_text.router,
     lifecycle.router,
-    triage.router,
     feedback.router,
     commands.router,
     configuration.router,

@@ -27,17 +27,11 @@ def _when(event: sansio.Event, key: str) -> object:
     return parse_github_time(event.data["issue"].get(key)) or utcnow()
 
 
-@router.register("issues", action="opened")
-async def issue_opened(event: sansio.Event, services: Services) -> None:
+async def record_opening(event: sansio.Event, services: Services) -> None:
+    """The first step of ``issues.opened`` (``events/issue_text.py`` runs it before triage)."""
     with services.db.session() as session:
         _, issue, _ = track_issue(session, event)
         add_issue_event(session, issue, "opened", issue.created_at, event.delivery_id)
-
-
-@router.register("issues", action="edited")
-async def issue_edited(event: sansio.Event, services: Services) -> None:
-    with services.db.session() as session:
-        track_issue(session, event)
 
 
 @router.register("issues", action="closed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from gidgethub import routing, sansio
+from gidgethub import sansio
 
 from app import labelling, repo_config
 from app.events.tracking import installation_id, track_issue
@@ -12,12 +12,10 @@ from app.services import Services
 from app.store.models import Issue
 
 log = logging.getLogger(__name__)
-router = routing.Router()
 
 
-@router.register("issues", action="opened")
-@router.register("issues", action="edited")
-async def issue_changed(event: sansio.Event, services: Services) -> None:
+async def triage_issue(event: sansio.Event, services: Services) -> None:
+    """Classify and label the delivery's issue (the issue is tracked already: ``events/issue_text.py``)."""
     opened = event.data.get("action") == "opened"
     with services.db.session() as session:
         repo, issue, _ = track_issue(session, event)

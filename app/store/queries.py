@@ -220,8 +220,9 @@ def _refresh_issue(session: Session, repo: Repository, issue: Issue | None,
 def _app_wrote_labels_since(session: Session, issue: Issue, moment: datetime | None) -> bool:
     """Whether the app changed the issue's labels after ``moment``, which makes a payload of then stale.
 
-    Handlers of one delivery run in no fixed order: without this, the lifecycle handler of
-    ``issues.opened`` could put the payload's (empty) labels back over those triage just wrote.
+    GitHub sends deliveries in no guaranteed order and redelivers old ones (a retry, a
+    maintainer's "Redeliver"): without this, an ``issues.edited`` or ``issues.closed`` payload
+    made before the app labelled the issue would put its old labels back over the app's.
     """
     if moment is None:
         return False

@@ -1,0 +1,30 @@
+"""``issues.opened`` and ``issues.edited``: the deliveries that bring an issue's text, one handler each.
+
+gidgethub runs a route's handlers in no fixed order, so the steps of one action are one
+handler's, in this order: track the issue (its row and, when opened, its opening), then
+triage it, which reads that row and writes its labels.
+"""
+
+from __future__ import annotations
+
+from gidgethub import routing, sansio
+
+from app.events.lifecycle import record_opening
+from app.events.tracking import track_issue
+from app.events.triage import triage_issue
+from app.services import Services
+
+router = routing.Router()
+
+
+@router.register("issues", action="opened")
+async def issue_opened(event: sansio.Event, services: Services) -> None:
+    await record_opening(event, services)
+    await triage_issue(event, services)
+
+
+@router.register("issues", action="edited")
+async def issue_edited(event: sansio.Event, services: Services) -> None:
+    with services.db.session() as session:
+        track_issue(session, event)
+    await triage_issue(event, services)
