@@ -77,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_backfill(args: argparse.Namespace) -> int:
     import asyncio
 
-    from app.backfill import run_backfill_cli
+    from app.workflow.backfill import run_backfill_cli
 
     settings = load_settings()
     _setup_logging("WARNING")
@@ -96,9 +96,9 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_export_feedback(args: argparse.Namespace) -> int:
-    from app.feedback import export_feedback
     from app.services import default_policy
     from app.store.db import Database
+    from app.workflow.feedback_export import export_feedback
 
     settings = load_settings()
     db = Database(settings.sqlalchemy_url)

@@ -56,7 +56,7 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.sqlalchemy_url)
     db.migrate()
     # Scores at the training share: each repository's decisions are made at its own share
-    # (app.repo_share), starting from PTM_TRIAGE_PTM_SHARE.
+    # (app.workflow.repo_share), starting from PTM_TRIAGE_PTM_SHARE.
     classifier = load_classifier(settings.model_kind, settings.model_dir)
     if settings.ptm_share is not None and classifier.train_ptm_share is None:
         raise ConfigError(f"PTM_TRIAGE_PTM_SHARE needs a calibrated model; {settings.model_kind} is not (use bert)")

@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from tqdm import tqdm
 
+from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, fmt_number, fmt_p
 from app.stats.comparison import balanced_comparison
-from app.stats.resolution import IssueRecord, compute_stats
+from app.stats.resolution import ALPHA, IssueRecord, compute_stats
 from app.taxonomy import SUBTHEMES, THEME_CODES, THEMES, theme_of
 from app.triage.classifier import Classifier, IssueText, Prediction
-from app.web.render import ALPHA, axis_ticks, fmt_number, fmt_p
 
 BATCH_SIZE = 64
 REPORT_MD = "report.md"
@@ -44,9 +44,6 @@ FIGURE_GROUPS = "resolution-ptm-vs-non-ptm.png"
 FIGURE_THEMES = "resolution-by-theme.png"
 SKEW_RATIO = 10
 """A figure gets a log-scale axis when its largest time exceeds this many times (median + 1)."""
-
-_PTM_COLOUR = "#d9822b"
-_NON_PTM_COLOUR = "#4a7fb5"
 
 
 @dataclass(frozen=True)
@@ -213,12 +210,12 @@ def labelled(issue: StudyIssue, prediction: Prediction | None) -> IssueRecord:
 
 def write_figures(pooled: dict[str, Any], output_dir: Path) -> None:
     _box_figure(
-        [("PTM", pooled["ptm"]["days"], _PTM_COLOUR), ("non-PTM", pooled["non_ptm"]["days"], _NON_PTM_COLOUR)],
+        [("PTM", pooled["ptm"]["days"], PTM_COLOUR), ("non-PTM", pooled["non_ptm"]["days"], NON_PTM_COLOUR)],
         f"Resolution time, balanced sample ({pooled['n_per_group']} issues per group)",
         output_dir / FIGURE_GROUPS, width=5.5,
     )
     _box_figure(
-        [(code, pooled["themes"][code]["days"], _PTM_COLOUR) for code in THEME_CODES],
+        [(code, pooled["themes"][code]["days"], PTM_COLOUR) for code in THEME_CODES],
         "Resolution time of balanced PTM issues by theme",
         output_dir / FIGURE_THEMES, width=8,
     )

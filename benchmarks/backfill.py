@@ -25,10 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.backfill import run_backfill_cli
 from app.config import Settings
-from tests.github_sim import GitHubSimulator, generate_app_keypair
+from app.workflow.backfill import run_backfill_cli
 from tests.backfill_data import populate
+from tests.github_sim import GitHubSimulator, generate_app_keypair
 from tests.servers import serve
 
 RESULTS = ROOT / "benchmarks" / "results"

@@ -34,7 +34,15 @@ import torch
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
-from app.triage.bert import BertClassifier, collate, encode, lexical_parts, logit, mean_pool
+from app.taxonomy import SUBTHEME_CODES, THEME_CODES
+from app.triage.bert import (
+    BertClassifier,
+    collate,
+    encode,
+    lexical_parts,
+    logit,
+    mean_pool,
+)
 from app.triage.bert_train import (
     BertTrainConfig,
     decide,
@@ -47,7 +55,6 @@ from app.triage.bert_train import (
     targets,
     tune_thresholds,
 )
-from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.data import LabeledIssue, load_jsonl
 from app.triage.encoder import load_base
 

@@ -38,8 +38,8 @@ from app.triage.bert_train import headline
 from app.triage.classifier import IssueText
 from app.triage.data import load_jsonl
 from app.triage.evaluate import evaluate
-from app.triage.onnx_runtime import onnx_available
 from app.triage.normalize import normalize
+from app.triage.onnx_runtime import onnx_available
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (1, 8, 32, 128)

@@ -2,7 +2,7 @@
 
 Resamples dev.jsonl into simulated repositories of ``--size`` issues at chosen PTM shares
 (``--samples`` each, drawn with replacement within each class) and decides every issue
-the way the service does (``app.repo_share.moved``, then the label policy: PTM-related,
+the way the service does (``app.workflow.repo_share.moved``, then the label policy: PTM-related,
 not, or abstain), three ways:
 
 - ``training``: at the model's training share, as a model without any correction;
@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from app.repo_share import moved
 from app.triage.data import load_jsonl
 from app.triage.labels import LabelPolicy
 from app.triage.prior_shift import estimate_share, expected_calibration_error
 from app.triage.registry import load_classifier
+from app.workflow.repo_share import moved
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

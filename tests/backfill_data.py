@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.github_sim import GitHubSimulator
 from tests.conftest import SHARED
+from tests.github_sim import GitHubSimulator
 
 DAY_S = 86400.0
 START = datetime(2019, 1, 1, tzinfo=UTC).timestamp()

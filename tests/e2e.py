@@ -19,10 +19,10 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
-from tests.github_sim import GitHubSimulator
 from app.triage.labels import LabelPolicy
 from app.web.main import create_app
 from tests.conftest_github import GITHUB_APP_ID
+from tests.github_sim import GitHubSimulator
 from tests.servers import serve
 from tests.waiting import HTTP_TIMEOUT_S, wait_until
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-from dataclasses import replace
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -13,10 +13,8 @@ import pytest
 from scipy import stats as scipy_stats
 from sqlalchemy import func, select
 
-from app import backfill
 from app.config import Settings
 from app.github.client import GitHubClientFactory, RetryPolicy
-from tests.github_sim import GitHubSimulator
 from app.services import Services, build_services
 from app.store.db import Database
 from app.store.models import Issue, IssueEvent, Prediction
@@ -29,12 +27,14 @@ from app.store.queries import (
 from app.triage.classifier import Classifier
 from app.triage.registry import load_classifier
 from app.web.main import create_app
+from app.workflow import backfill
 from tests.backfill_data import MadeIssue, populate
-from tests.e2e import INSTALLATION, POLICY, REPO, Stack
 from tests.conftest_github import limit_errors
+from tests.e2e import INSTALLATION, POLICY, REPO, Stack
+from tests.github_sim import GitHubSimulator
 from tests.servers import serve
-from tests.waiting import HTTP_TIMEOUT_S, wait_until
 from tests.test_end_to_end import OTHER_BODY, OTHER_TITLE, PTM_BODY, PTM_TITLE
+from tests.waiting import HTTP_TIMEOUT_S, wait_until
 
 N_ISSUES = 2500
 BACKFILL_PATIENCE_S = 900.0

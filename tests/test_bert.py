@@ -31,20 +31,18 @@ from app.triage.bert import (
 from app.triage.bert_train import (
     BertTrainConfig,
     best_threshold,
-    holdout_split,
-    retune_subthemes,
-    targets,
-    tune_thresholds,
     fit_type_blend,
     fit_type_temperature,
+    holdout_split,
+    retune_subthemes,
     reweighted_precision,
+    targets,
     train_bert,
+    tune_thresholds,
     type_weights,
 )
 from app.triage.classifier import Classifier, IssueText
 from app.triage.data import load_many
-from app.triage.prior_shift import correct_prior
-from app.triage.onnx_runtime import RUNTIME_ENV, resolve_runtime
 from app.triage.encoder import (
     BASE_SHA256,
     BASE_WEIGHTS,
@@ -53,6 +51,8 @@ from app.triage.encoder import (
     load_base,
     verify_base,
 )
+from app.triage.onnx_runtime import RUNTIME_ENV, resolve_runtime
+from app.triage.prior_shift import correct_prior
 
 COMMITTED = Path(__file__).resolve().parents[1] / "models" / "bert"
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from app.stats.comparison import COMPARABLE, DIFFERS, balanced_comparison, chi_square, epsilon_squared
+from app.stats.comparison import (
+    COMPARABLE,
+    DIFFERS,
+    balanced_comparison,
+    chi_square,
+    epsilon_squared,
+)
 from app.stats.resolution import MIN_GROUP, MIN_THEME_GROUP, IssueRecord
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import httpx
 
 from app.config import Settings
-from tests.github_sim import BOT_LOGIN, GitHubSimulator
 from app.web.main import create_app
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack, open_issue
+from tests.github_sim import BOT_LOGIN, GitHubSimulator
 from tests.openapi_check import validate_request, validate_response
 from tests.servers import serve
 from tests.waiting import HTTP_TIMEOUT_S, wait_until

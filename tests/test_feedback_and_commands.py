@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from app.cli import main
-from app.feedback import export_feedback
 from app.triage.data import load_jsonl
+from app.workflow.feedback_export import export_feedback
 from tests.conftest import SHARED
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack, open_issue
 

@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.github.auth import AppAuth, InstallationTokenCache
 from app.github.client import GitHubClientFactory
-from tests.github_sim import GitHubSimulator
 from tests.conftest_github import GITHUB_APP_ID, FakeClock
+from tests.github_sim import GitHubSimulator
 
 NOW = 1_700_000_000
 

@@ -10,8 +10,8 @@ from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 
 from app.github.auth import AppAuth
 from app.github.client import FAIL_FAST, GitHubClientFactory, RetryPolicy, link_pages
-from tests.github_sim import GitHubSimulator
 from tests.conftest_github import SIM_URL, FakeClock, limit_errors
+from tests.github_sim import GitHubSimulator
 
 INSTALLATION = 3
 REPO = "octo/limits"

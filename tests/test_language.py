@@ -10,7 +10,12 @@ import pytest
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import IssueText, Prediction
 from app.triage.labels import LabelPolicy
-from app.triage.language import UNSUPPORTED_LANGUAGE, LanguageGate, foreign_share, unsupported_language
+from app.triage.language import (
+    UNSUPPORTED_LANGUAGE,
+    LanguageGate,
+    foreign_share,
+    unsupported_language,
+)
 
 
 class AlwaysPTM:

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from app.triage.prior_shift import correct_prior, estimate_share, expected_calibration_error
+from app.triage.prior_shift import (
+    correct_prior,
+    estimate_share,
+    expected_calibration_error,
+)
 
 TRAIN_SHARE = 0.57
 

@@ -5,10 +5,11 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
+from app.formatting import axis_ticks
 from app.stats.comparison import balanced_comparison
-from app.stats.resolution import IssueRecord, compute_stats
+from app.stats.resolution import IssueRecord, box_summary, compute_stats
 from app.taxonomy import THEMES
-from app.web.render import axis_ticks, box_summary, render_dashboard
+from app.web.render import render_dashboard
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
 EVIL = '<script>alert("x")</script>/repo'

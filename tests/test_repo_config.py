@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from app.repo_config import ConfigProblem, RepoSettings, parse
 from app.triage.labels import LabelPolicy
 from app.triage.registry import DEFAULT_MODEL_DIR
+from app.workflow.repo_config import ConfigProblem, RepoSettings, parse
 from tests.e2e import INSTALLATION, REPO, Stack, open_issue
 
 DEFAULT = LabelPolicy()

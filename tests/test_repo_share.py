@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from app import backfill, labelling, repo_share
 from app.config import Settings
 from app.github.client import GitHubClientFactory
-from tests.github_sim import GitHubSimulator
-from app.repo_config import RepoSettings
 from app.services import Services
 from app.store.db import Database
 from app.store.models import RepoShare
 from app.store.queries import schedule_backfill, upsert_installation, upsert_repository
 from app.triage.classifier import LABELS, PTM, IssueText, Prediction, thresholded
 from app.triage.prior_shift import correct_prior, estimate_share
+from app.workflow import backfill, labelling, repo_share
+from app.workflow.repo_config import RepoSettings
 from tests.e2e import POLICY
+from tests.github_sim import GitHubSimulator
 from tests.test_prior_shift import calibrated_sample
 
 REPO, INSTALLATION = "octo/speech", 8

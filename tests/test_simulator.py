@@ -9,8 +9,8 @@ import jwt
 import pytest
 
 from app.github.auth import AppAuth
-from tests.github_sim import GitHubSimulator, generate_app_keypair
 from tests.conftest_github import GITHUB_APP_ID, SIM_URL
+from tests.github_sim import GitHubSimulator, generate_app_keypair
 from tests.openapi_check import spec_path
 
 REPO = "octo/repo"

@@ -8,9 +8,9 @@ import pytest
 from scipy import stats as scipy_stats
 
 from app.stats.resolution import (
-    Filters,
     MIN_GROUP,
     MIN_THEME_GROUP,
+    Filters,
     IssueRecord,
     cliffs_delta,
     compute_stats,

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.synthetic_installation import REPOS, SYNTHETIC_EFFECTS, synthetic_installation
 from app.study import (
     BATCH_SIZE,
     FIGURE_GROUPS,
@@ -16,6 +15,11 @@ from app.study import (
 )
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import IssueText, Prediction
+from tests.synthetic_installation import (
+    REPOS,
+    SYNTHETIC_EFFECTS,
+    synthetic_installation,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "study-example"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -6,13 +6,21 @@ track, then triage), that handler calls them in order (``issue_text``).
 
 from gidgethub.routing import Router
 
-from app.events import commands, configuration, feedback, installations, issue_text, lifecycle, repo_labels
+from app.events import (
+    commands,
+    configuration,
+    installations,
+    issue_text,
+    label_changes,
+    lifecycle,
+    repo_labels,
+)
 
 router = Router(
     installations.router,
     issue_text.router,
     lifecycle.router,
-    feedback.router,
+    label_changes.router,
     commands.router,
     configuration.router,
     repo_labels.router,

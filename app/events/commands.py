@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 from gidgethub import routing, sansio
 
-from app import labelling, repo_config
 from app.events.tracking import field, installation_id, track_issue
 from app.services import Services
 from app.store.models import Issue
+from app.workflow import labelling, repo_config
 
 log = logging.getLogger(__name__)
 router = routing.Router()

@@ -6,9 +6,9 @@ import logging
 
 from gidgethub import routing, sansio
 
-from app import repo_config
 from app.events.tracking import field
 from app.services import Services
+from app.workflow import repo_config
 
 log = logging.getLogger(__name__)
 router = routing.Router()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from gidgethub import routing, sansio
 
+from app.events.issue_triage import triage_issue
 from app.events.lifecycle import record_opening
 from app.events.tracking import track_issue
-from app.events.triage import triage_issue
 from app.services import Services
 
 router = routing.Router()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import httpx
 from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio

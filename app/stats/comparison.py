@@ -32,10 +32,15 @@ from typing import Any
 
 from scipy import stats as scipy_stats
 
-from app.stats.resolution import IssueRecord, describe, kruskal_wallis, mann_whitney
+from app.stats.resolution import (
+    ALPHA,
+    IssueRecord,
+    describe,
+    kruskal_wallis,
+    mann_whitney,
+)
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
-ALPHA = 0.05
 MIN_EXPECTED = 5
 """Cochran's rule: chi-square is unreliable when over 20% of cells expect fewer than this."""
 

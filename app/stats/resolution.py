@@ -37,6 +37,8 @@ from scipy import stats as scipy_stats
 
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
+ALPHA = 0.05  # the significance level of every test the app reports
+
 MIN_GROUP = 3
 """Closed issues each side needs before Mann-Whitney U is run."""
 
@@ -128,6 +130,27 @@ def percentile(ordered: Sequence[int], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Box:
+    q1: float
+    median: float
+    q3: float
+    low: float
+    high: float
+    outliers: tuple[int, ...]
+
+
+def box_summary(days: Sequence[int]) -> Box | None:
+    if not days:
+        return None
+    ordered = sorted(days)
+    q1, median, q3 = (percentile(ordered, q) for q in (0.25, 0.5, 0.75))
+    reach = 1.5 * (q3 - q1)
+    inside = [d for d in ordered if q1 - reach <= d <= q3 + reach]
+    outliers = tuple(d for d in ordered if not q1 - reach <= d <= q3 + reach)
+    return Box(q1, median, q3, inside[0], inside[-1], outliers)
 
 
 def describe(days: Iterable[int]) -> dict[str, Any]:

@@ -160,7 +160,7 @@ class Prediction(Base):
     abstained: Mapped[bool] = mapped_column(Boolean, default=False)
     abstain_reason: Mapped[str | None] = mapped_column(String(64))  # e.g. "language not supported"
     # The PTM decision in full: the model's score at its training share, the repository share
-    # it was moved to (``app.repo_share``; None: not moved) and the threshold it was held to.
+    # it was moved to (``app.workflow.repo_share``; None: not moved) and the threshold it was held to.
     ptm_score_at_training_share: Mapped[float | None] = mapped_column(Float)
     ptm_share: Mapped[float | None] = mapped_column(Float)
     ptm_threshold: Mapped[float | None] = mapped_column(Float)
@@ -221,7 +221,7 @@ class RepoConfig(Base):
 
 
 class RepoShare(Base):
-    """A repository's share of PTM-related issues, as its probabilities are moved to (``app.repo_share``)."""
+    """A repository's share of PTM-related issues, as its probabilities are moved to (``app.workflow.repo_share``)."""
 
     __tablename__ = "repo_shares"
 

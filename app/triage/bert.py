@@ -55,7 +55,12 @@ from app.triage.baseline import BaselineClassifier
 from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.encoder import BASE_SHA256, load_base
 from app.triage.normalize import normalize
-from app.triage.onnx_runtime import OnnxNetwork, export_graph, quantize_graph, resolve_runtime
+from app.triage.onnx_runtime import (
+    OnnxNetwork,
+    export_graph,
+    quantize_graph,
+    resolve_runtime,
+)
 from app.triage.prior_shift import correct_prior
 
 KIND = "bert"

@@ -48,9 +48,15 @@ from sklearn.model_selection import train_test_split
 from torch.nn.utils.rnn import pad_sequence
 from tqdm import tqdm
 
-from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.taxonomy import (
+    ISSUE_TYPES,
+    SUBTHEME_CODES,
+    SUBTHEMES,
+    THEME_CODES,
+    THEMES,
+    theme_of,
+)
 from app.triage.baseline import BaselineClassifier, fit_baseline, label_matrix
-from app.triage.classifier import LABELS, PTM
 from app.triage.bert import (
     HEADS,
     META_FILE,
@@ -72,6 +78,7 @@ from app.triage.bert import (
     resolve_device,
     use_available_cores,
 )
+from app.triage.classifier import LABELS, PTM
 from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
 from app.triage.evaluate import evaluate, format_report

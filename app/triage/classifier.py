@@ -67,7 +67,7 @@ def thresholded(score: Mapping[str, float], thresholds: Mapping[str, float], mod
     """A prediction from one score per entry of ``LABELS``: themes only for a PTM issue,
     a sub-theme only with its theme.
 
-    ``extra`` keeps what another PTM decision needs (``app.repo_share`` moves the score to a
+    ``extra`` keeps what another PTM decision needs (``app.workflow.repo_share`` moves the score to a
     repository's share): the PTM threshold and the themes and sub-themes an issue would
     get if it were PTM-related.
     """

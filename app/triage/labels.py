@@ -29,7 +29,14 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, SUBTHEMES, THEME_CODES, THEMES, theme_of
+from app.taxonomy import (
+    ISSUE_TYPES,
+    SUBTHEME_CODES,
+    SUBTHEMES,
+    THEME_CODES,
+    THEMES,
+    theme_of,
+)
 from app.triage.classifier import Prediction
 
 MAX_NAME = 50

@@ -11,7 +11,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from app.triage.baseline import MODEL_FILE as BASELINE_FILE, BaselineClassifier
+from app.triage.baseline import MODEL_FILE as BASELINE_FILE
+from app.triage.baseline import BaselineClassifier
 from app.triage.classifier import Classifier
 from app.triage.language import LanguageGate
 
@@ -24,7 +25,9 @@ def _load_baseline(path: Path, ptm_prior: float | None) -> Classifier:
 
 
 def _load_bert(path: Path, ptm_prior: float | None) -> Classifier:
-    from app.triage.bert import BertClassifier  # torch loads only when the BERT is asked for
+    from app.triage.bert import (
+        BertClassifier,  # torch loads only when the BERT is asked for
+    )
 
     return BertClassifier.load(path, ptm_prior=ptm_prior)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from app.taxonomy import SUBTHEMES, THEMES
-from app.triage.baseline import KIND as BASELINE, MODEL_FILE, BaselineConfig, fit_baseline
+from app.triage.baseline import KIND as BASELINE
+from app.triage.baseline import MODEL_FILE, BaselineConfig, fit_baseline
 from app.triage.classifier import LABELS
 from app.triage.data import load_jsonl, load_many
 from app.triage.evaluate import evaluate, format_report

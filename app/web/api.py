@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from app import repo_config, repo_share
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution_days
 from app.store.models import Issue, Prediction, RepoConfig, Repository
@@ -19,8 +18,8 @@ from app.store.queries import (
     repository_by_name,
     tracked_issues,
 )
-from app.taxonomy import SUBTHEMES, theme_of
-from app.triage.labels import LabelPolicy
+from app.workflow import repo_config, repo_share
+from app.workflow.records import repository_records
 
 router = APIRouter()
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -38,33 +37,10 @@ def tracked_repository(session: Session, repo: str | None) -> Repository | None:
     return found
 
 
-def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> IssueRecord:
-    """An issue as the statistics count it: a person's labels win over the model's, and the
-    repository's own type labels (bug, enhancement, question) give its type."""
-    if issue.labels_locked_by_human:
-        ptm, themes = policy.decode(issue.labels)
-        subthemes = tuple(c for c in map(policy.code_of, issue.labels) if c in SUBTHEMES)
-    elif prediction is not None:
-        (ptm, themes), subthemes = policy.decode(prediction.labels), tuple(prediction.subthemes)
-    else:
-        ptm, themes, subthemes = None, (), ()
-    return IssueRecord(
-        repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
-        closed=issue.closed_at, ptm=ptm, themes=themes,
-        subthemes=tuple(c for c in subthemes if theme_of(c) in themes),
-        type=policy.issue_type(issue.labels) or (prediction.type if prediction else None),
-        closed_reason=issue.state_reason,
-        abstain_reason=None if issue.labels_locked_by_human or prediction is None else prediction.abstain_reason,
-        author_is_bot=issue.author_type == "Bot" or (issue.author_login or "").endswith("[bot]"),
-    )
-
-
 def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
     with services.db.session() as session:
         found = tracked_repository(session, repo)
-        issues = tracked_issues(session, found.id if found else None)
-        predictions = latest_predictions(session, [i.id for i in issues])
-        records = [record_of(i, predictions.get(i.id), services.policy) for i in issues]
+        records = repository_records(session, found.id if found else None, services.policy)
         return (found.full_name if found else None), records
 
 
@@ -171,7 +147,7 @@ async def issues(
 @router.get("/api/config")
 async def config(request: Request, repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
     """The configuration in force for a repository, where it came from, and what was wrong with it;
-    and the share of PTM-related issues its decisions are made at (``app.repo_share``)."""
+    and the share of PTM-related issues its decisions are made at (``app.workflow.repo_share``)."""
     services = request.app.state.services
 
     def read() -> dict[str, Any]:

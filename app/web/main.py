@@ -9,12 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
-from app.backfill import BackfillRunner
 from app.config import Settings
 from app.events import router as event_router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services, identify_app
-from app.web import api, backfill, dashboard, webhook
+from app.web import api, backfill_status, dashboard, webhook
+from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,6 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="PTM Triage", version=__version__, lifespan=lifespan)
     app.include_router(webhook.router)
     app.include_router(api.router)
-    app.include_router(backfill.router)
+    app.include_router(backfill_status.router)
     app.include_router(dashboard.router)
     return app

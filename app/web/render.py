@@ -14,15 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from html import escape
 from typing import Any
 
+from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, fmt_number, fmt_p
+from app.stats.resolution import ALPHA, box_summary
 from app.taxonomy import THEMES
-
-ALPHA = 0.05
-_PTM_COLOUR = "#d9822b"
-_NON_PTM_COLOUR = "#4a7fb5"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -79,7 +76,7 @@ def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
             "<h3>By theme (closed PTM issues)</h3>",
             _kruskal_line(group["kruskal_wallis"]),
             _theme_table(group["themes"]),
-            _box_plot([(code, name, group["themes"][code]["days"], _PTM_COLOUR)
+            _box_plot([(code, name, group["themes"][code]["days"], PTM_COLOUR)
                        for code, name in THEMES.items() if code in group["themes"]],
                       "Resolution days of PTM issues by theme"),
         ]
@@ -88,8 +85,8 @@ def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
 
 
 def _groups_plot(group: dict[str, Any], caption: str) -> str:
-    return _box_plot([("PTM", "PTM issues", group["ptm"]["days"], _PTM_COLOUR),
-                      ("non-PTM", "non-PTM issues", group["non_ptm"]["days"], _NON_PTM_COLOUR)], caption)
+    return _box_plot([("PTM", "PTM issues", group["ptm"]["days"], PTM_COLOUR),
+                      ("non-PTM", "non-PTM issues", group["non_ptm"]["days"], NON_PTM_COLOUR)], caption)
 
 
 def _balanced_section(balanced: dict[str, Any]) -> str:
@@ -146,20 +143,6 @@ def _chi_square_line(test: dict[str, Any]) -> str:
         f'<p class="test">{head}<strong>{escape(test["verdict"])}</strong>: χ² = {fmt_number(test["chi2"], 2)}, '
         f"dof = {test['dof']}, p = {fmt_p(test['p'])} ({len(test['types'])} types, n = {test['n']}){warning}</p>"
     )
-
-
-def fmt_number(value: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.{digits}f}"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
 
 
 def _row(cells: Sequence[str]) -> str:
@@ -235,48 +218,6 @@ def _open_line(opened: dict[str, int]) -> str:
         f"<p>Open issues: PTM {opened['ptm']}, non-PTM {opened['non_ptm']}, "
         f"not classified yet {opened['unclassified']}.</p>"
     )
-
-
-@dataclass(frozen=True)
-class Box:
-    q1: float
-    median: float
-    q3: float
-    low: float
-    high: float
-    outliers: tuple[int, ...]
-
-
-def quantile(ordered: Sequence[int], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default method)."""
-    h = (len(ordered) - 1) * q
-    lo = math.floor(h)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (h - lo) * (ordered[hi] - ordered[lo])
-
-
-def box_summary(days: Sequence[int]) -> Box | None:
-    if not days:
-        return None
-    ordered = sorted(days)
-    q1, median, q3 = (quantile(ordered, q) for q in (0.25, 0.5, 0.75))
-    reach = 1.5 * (q3 - q1)
-    inside = [d for d in ordered if q1 - reach <= d <= q3 + reach]
-    outliers = tuple(d for d in ordered if not q1 - reach <= d <= q3 + reach)
-    return Box(q1, median, q3, inside[0], inside[-1], outliers)
-
-
-def axis_ticks(top: float) -> list[int]:
-    """0 and the 1-2-5 series up to the first value >= ``top`` (at least 1)."""
-    ticks = [0]
-    magnitude = 1
-    while ticks[-1] < top or len(ticks) == 1:
-        for step in (1, 2, 5):
-            ticks.append(step * magnitude)
-            if ticks[-1] >= top:
-                break
-        magnitude *= 10
-    return ticks
 
 
 _WIDTH, _LEFT, _RIGHT, _ROW, _AXIS, _HALF_BOX = 720, 150, 20, 34, 34, 10

@@ -2,7 +2,7 @@
 
 Shared by the webhook's triage, ``/ptm-triage reclassify`` and backfill, so that
 every path records the same prediction rows and label changes. Every PTM decision is
-made at the repository's share of PTM-related issues (``app.repo_share``), and
+made at the repository's share of PTM-related issues (``app.workflow.repo_share``), and
 ``follow_share`` labels again the issues a new estimate of that share decides otherwise.
 """
 
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 from gidgethub.abc import GitHubAPI
 
-from app import repo_share
-from app.github.labeling import add_labels, ensure_labels, remove_label
-from app.repo_config import RepoSettings
+from app.github.label_writes import add_labels, ensure_labels, remove_label
 from app.services import Services
 from app.store.models import Issue, LabelChange
 from app.store.queries import add_prediction
 from app.triage.classifier import IssueText, Prediction
 from app.triage.labels import LabelPolicy
+from app.workflow import repo_share
+from app.workflow.repo_config import RepoSettings
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Each page of ``GET /repos/{o}/{r}/issues?state=all&sort=created&direction=asc`` is
 stored (upserted by repository and number, with creation and closing times; pull
 requests skipped), classified with one ``predict`` call and recorded and labelled
-through :mod:`app.labelling`; only then does ``next_page`` move on, with the page's
+through :mod:`app.workflow.labelling`; only then does ``next_page`` move on, with the page's
 counts. A process that stops mid-page leaves ``next_page`` on that page and the next
 run imports it again: the upserts change nothing and an issue that has a prediction
 of the serving model is not classified again, so every issue is imported and
@@ -32,11 +32,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from app import labelling, repo_config
 from app.config import ConfigError, Settings
-from app.github.client import PATIENT, GitHubClient, GitHubClientFactory, Page, RetryPolicy
-from app.labelling import Target
-from app.repo_config import RepoSettings
+from app.github.client import (
+    PATIENT,
+    GitHubClient,
+    GitHubClientFactory,
+    Page,
+    RetryPolicy,
+)
 from app.services import Services, build_services
 from app.store.models import Backfill, Issue, Repository, utcnow
 from app.store.queries import (
@@ -52,6 +55,9 @@ from app.store.queries import (
     upsert_repository,
 )
 from app.triage.labels import LabelPolicy
+from app.workflow import labelling, repo_config
+from app.workflow.labelling import Target
+from app.workflow.repo_config import RepoSettings
 
 log = logging.getLogger(__name__)
 

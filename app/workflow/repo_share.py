@@ -13,7 +13,7 @@ too few. So every PTM decision is made at the repository's share:
   (a backfill brings hundreds at installation).
 
 When the share moves, ``flipped`` finds the issues whose PTM decision it changes
-(``app.labelling.follow_share`` labels them again, at most ``RELABEL_LIMIT`` at a
+(``app.workflow.labelling.follow_share`` labels them again, at most ``RELABEL_LIMIT`` at a
 time); decided at the new share, they are found no more. A model that is not calibrated
 (the TF-IDF baseline) decides at its own thresholds and none of this applies.
 """

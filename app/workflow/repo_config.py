@@ -37,10 +37,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 import yaml
-from sqlalchemy import func, select, update
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select, update
 
 from app.github.client import is_rate_limited
 from app.services import Services

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from app import backfill
 from app.web.api import tracked_repository
+from app.workflow import backfill
 
 router = APIRouter()
 

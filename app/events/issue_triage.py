@@ -6,10 +6,10 @@ import logging
 
 from gidgethub import sansio
 
-from app import labelling, repo_config
 from app.events.tracking import installation_id, track_issue
 from app.services import Services
 from app.store.models import Issue
+from app.workflow import labelling, repo_config
 
 log = logging.getLogger(__name__)
 
