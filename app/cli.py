@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from app.config import ConfigError, load_settings
+from app.triage.registry import BERT, KINDS
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -35,7 +36,8 @@ def _classifier(kind: str | None, model_dir: Path | None):  # type: ignore[no-un
     from app.triage.registry import load_classifier
 
     settings = load_settings()
-    return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir, ptm_prior=settings.ptm_share)
+    return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir, ptm_prior=settings.ptm_share,
+                           device=settings.device, runtime=settings.runtime)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -137,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     def model_options(cmd: argparse.ArgumentParser) -> None:
-        cmd.add_argument("--model", choices=["bert", "baseline"], help="model kind (default: PTM_TRIAGE_MODEL, bert)")
+        cmd.add_argument("--model", choices=KINDS, help="model kind (default: PTM_TRIAGE_MODEL, bert)")
         cmd.add_argument("--model-dir", type=Path, help="directory of the trained model artifact (default: models/<kind>)")
 
     c = sub.add_parser("classify", help="classify a JSONL file of issues")
@@ -148,7 +150,7 @@ def parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_classify)
 
     t = sub.add_parser("train", help="train a model on annotated issues")
-    t.add_argument("--kind", choices=["bert", "baseline"], default="bert")
+    t.add_argument("--kind", choices=KINDS, default=BERT)
     t.add_argument("--data", type=Path, nargs="+", default=[SHARED_DATA / "train.jsonl"])
     t.add_argument("--dev", type=Path, default=SHARED_DATA / "dev.jsonl")
     t.add_argument("--output", type=Path, help="artifact directory (default: models/<kind>)")
@@ -157,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="precision, recall and F1 per class on annotated issues")
     e.add_argument("--data", type=Path, nargs="+", required=True)
     e.add_argument("--json", action="store_true", help="print JSON instead of text")
-    e.add_argument("--model", dest="models", action="append", choices=["bert", "baseline"],
+    e.add_argument("--model", dest="models", action="append", choices=KINDS,
                    help="model kind; repeat to compare models on the same issues (default: PTM_TRIAGE_MODEL)")
     e.add_argument("--model-dir", type=Path, help="directory of the trained model artifact (default: models/<kind>)")
     e.set_defaults(func=cmd_evaluate)

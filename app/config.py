@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -31,9 +32,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     data_dir: Path = Field(default=Path("data"), alias="PTM_TRIAGE_DATA_DIR")
     dry_run: bool = Field(default=False, alias="PTM_TRIAGE_DRY_RUN")
-    model_kind: Literal["bert", "baseline"] = Field(default="bert", alias="PTM_TRIAGE_MODEL")
+    model_kind: str = Field(default="bert", alias="PTM_TRIAGE_MODEL")
     ptm_share: float | None = Field(default=None, alias="PTM_TRIAGE_PTM_SHARE", gt=0, lt=1)
     model_dir: Path | None = Field(default=None, alias="PTM_TRIAGE_MODEL_DIR")
+    device: str = Field(default="auto", alias="PTM_TRIAGE_DEVICE", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    runtime: Literal["auto", "torch", "onnx"] = Field(default="auto", alias="PTM_TRIAGE_RUNTIME")
     abstain_label: str = Field(default="ptm: needs-triage", alias="PTM_TRIAGE_ABSTAIN_LABEL")
     label_prefix: str = Field(default="ptm", alias="PTM_TRIAGE_LABEL_PREFIX")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, alias="PTM_TRIAGE_MAX_BODY_BYTES", gt=0)
@@ -49,6 +52,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"GITHUB_API_URL must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("model_kind")
+    @classmethod
+    def _model_kind(cls, value: str) -> str:
+        from app.triage.registry import check_kind
+
+        return check_kind(value)
 
     @field_validator("abstain_label")
     @classmethod
@@ -94,18 +104,24 @@ class Settings(BaseSettings):
     def secret_file(self) -> Path:
         return self.data_dir / SECRET_FILE_NAME
 
+    def make_local_secret(self) -> None:
+        """Without ``GITHUB_WEBHOOK_SECRET``, make the local secret in the data directory unless
+        it is there already (the service calls this at start-up; deliveries are signed with it)."""
+        if self.github_webhook_secret is not None or self.secret_file.is_file():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.secret_file.write_text(secrets.token_hex(32) + "\n")
+        self.secret_file.chmod(0o600)
+
     @cached_property
     def webhook_secret(self) -> str:
-        """The configured secret, else a local one kept in the data directory (made on first use)."""
+        """The configured secret, else the local one (``make_local_secret``)."""
         if self.github_webhook_secret is not None:
             return self.github_webhook_secret.get_secret_value()
-        if self.secret_file.is_file():
-            return self.secret_file.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_hex(32)
-        self.secret_file.write_text(value + "\n")
-        self.secret_file.chmod(0o600)
-        return value
+        if not self.secret_file.is_file():
+            raise ConfigError(f"no GITHUB_WEBHOOK_SECRET and no local secret in {self.secret_file.resolve()}; "
+                              "start the service once (`ptm-triage serve`) or set GITHUB_WEBHOOK_SECRET")
+        return self.secret_file.read_text().strip()
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -118,6 +134,12 @@ class Settings(BaseSettings):
             return url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'ptm-triage.db').resolve()}"
+
+
+def keep_hub_offline() -> None:
+    """Base weights come from installed packages, never from the Hugging Face Hub (which
+    reads ``HF_HUB_OFFLINE`` when it is imported): offline unless the environment says otherwise."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -57,7 +57,8 @@ def build_services(settings: Settings) -> Services:
     db.migrate()
     # Scores at the training share: each repository's decisions are made at its own share
     # (app.workflow.repo_share), starting from PTM_TRIAGE_PTM_SHARE.
-    classifier = load_classifier(settings.model_kind, settings.model_dir)
+    classifier = load_classifier(settings.model_kind, settings.model_dir, device=settings.device,
+                                 runtime=settings.runtime)
     if settings.ptm_share is not None and classifier.train_ptm_share is None:
         raise ConfigError(f"PTM_TRIAGE_PTM_SHARE needs a calibrated model; {settings.model_kind} is not (use bert)")
     policy = default_policy(settings)

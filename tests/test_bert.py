@@ -12,7 +12,6 @@ import torch
 from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
 from app.triage.bert import (
     LABELS,
-    LEXICAL_DIR,
     MODEL_FILE,
     NEVER,
     QUANTIZE_ON_CPU,
@@ -51,8 +50,9 @@ from app.triage.encoder import (
     load_base,
     verify_base,
 )
-from app.triage.onnx_runtime import RUNTIME_ENV, resolve_runtime
+from app.triage.onnx_runtime import resolve_runtime
 from app.triage.prior_shift import correct_prior
+from app.triage.registry import CARD_FILE, LEXICAL_DIR
 
 COMMITTED = Path(__file__).resolve().parents[1] / "models" / "bert"
 
@@ -110,7 +110,7 @@ TEXTS = [
 
 
 def test_training_writes_artifact_meta_and_card(tiny: Path) -> None:
-    assert sorted(p.name for p in tiny.iterdir()) == ["MODEL_CARD.md", LEXICAL_DIR, "meta.json", MODEL_FILE]
+    assert sorted(p.name for p in tiny.iterdir()) == [CARD_FILE, LEXICAL_DIR, "meta.json", MODEL_FILE]
     meta = json.loads((tiny / "meta.json").read_text())
     classifier = BertClassifier.load(tiny, device="cpu", quantize=False)
     assert meta["version"] == classifier.version
@@ -246,15 +246,13 @@ def test_int8_paths_stay_close_to_float32(tiny: Path, tiny_fp32: BertClassifier,
     assert 0.0 < difference.max() < 0.25  # quantised (not the float graph), yet close
 
 
-def test_cpu_runtime_and_int8_defaults(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cpu_runtime_and_int8_defaults(tiny: Path) -> None:
     served = BertClassifier.load(tiny, device="cpu")
     assert served.runtime == "onnx" and served.quantized is QUANTIZE_ON_CPU
-    monkeypatch.setenv(RUNTIME_ENV, "torch")
-    on_torch = BertClassifier.load(tiny, device="cpu")
+    on_torch = BertClassifier.load(tiny, device="cpu", runtime="torch")
     assert on_torch.runtime == "torch" and on_torch.quantized is QUANTIZE_ON_CPU
-    monkeypatch.setenv(RUNTIME_ENV, "tensorrt")
-    with pytest.raises(ValueError, match="PTM_TRIAGE_RUNTIME must be one of auto, torch, onnx"):
-        BertClassifier.load(tiny, device="cpu")
+    with pytest.raises(ValueError, match="the runtime must be one of auto, torch, onnx"):
+        BertClassifier.load(tiny, device="cpu", runtime="tensorrt")
     assert resolve_runtime("auto", torch.device("cuda")) == "torch"
     with pytest.raises(ValueError, match="CPU only"):
         resolve_runtime("onnx", torch.device("cuda"))
@@ -328,10 +326,8 @@ def test_artifact_header_is_checked() -> None:
         read_spec(len(b"{}").to_bytes(8, "little") + b"{}")
 
 
-def test_device_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTM_TRIAGE_DEVICE", "cpu")
-    assert resolve_device() == torch.device("cpu")
-    monkeypatch.delenv("PTM_TRIAGE_DEVICE")
+def test_device_selection() -> None:
+    assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert resolve_device().type == expected
     if not torch.cuda.is_available():

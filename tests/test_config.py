@@ -31,6 +31,9 @@ def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ({"GITHUB_API_URL": "api.github.com"}, "GITHUB_API_URL"),
         ({"PTM_TRIAGE_DRY_RUN": "perhaps"}, "PTM_TRIAGE_DRY_RUN"),
         ({"PTM_TRIAGE_ABSTAIN_LABEL": "x" * 51}, "50 characters"),
+        ({"PTM_TRIAGE_MODEL": "gpt"}, "unknown model kind 'gpt'"),
+        ({"PTM_TRIAGE_DEVICE": "tpu"}, "PTM_TRIAGE_DEVICE"),
+        ({"PTM_TRIAGE_RUNTIME": "tensorrt"}, "PTM_TRIAGE_RUNTIME"),
     ],
 )
 def test_wrong_settings_name_the_problem(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
@@ -47,8 +50,12 @@ def test_postgres_urls_use_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_without_a_secret_a_local_one_is_made_and_kept(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PTM_TRIAGE_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="no GITHUB_WEBHOOK_SECRET and no local secret"):
+        load_settings().webhook_secret  # noqa: B018 - nothing is made by reading it
+    load_settings().make_local_secret()
     first = load_settings().webhook_secret
     assert len(first) == 64 and (tmp_path / "webhook-secret").stat().st_mode & 0o077 == 0
+    load_settings().make_local_secret()
     assert load_settings().webhook_secret == first
 
 

@@ -32,10 +32,10 @@ from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
 from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
 from app.triage.data import LabeledIssue
 from app.triage.normalize import normalize
+from app.triage.registry import ARTIFACT_FILES, BASELINE, META_FILE
 
-KIND = "baseline"
-MODEL_FILE = "model.joblib"
-META_FILE = "meta.json"
+KIND = BASELINE
+MODEL_FILE = ARTIFACT_FILES[BASELINE]
 NEVER = 1.0  # threshold of a head that must not fire; scores are clipped below it
 _SCORE_EPS = 1e-6
 _FORMAT = 1

@@ -62,11 +62,10 @@ from app.triage.onnx_runtime import (
     resolve_runtime,
 )
 from app.triage.prior_shift import correct_prior
+from app.triage.registry import ARTIFACT_FILES, BERT, LEXICAL_DIR, META_FILE
 
-KIND = "bert"
-MODEL_FILE = "model.safetensors"
-META_FILE = "meta.json"
-LEXICAL_DIR = "lexical"
+KIND = BERT
+MODEL_FILE = ARTIFACT_FILES[BERT]
 HEADS: dict[str, slice] = {
     "ptm": slice(0, 1),
     "themes": slice(1, 1 + len(THEME_CODES)),
@@ -75,7 +74,6 @@ HEADS: dict[str, slice] = {
 TYPES = slice(len(LABELS), len(LABELS) + len(ISSUE_TYPES))  # the type head's logit columns, after LABELS
 OUTPUTS = TYPES.stop  # logit columns of the model
 NEVER = 1.01  # a threshold no probability reaches: the label abstains
-DEVICE_ENV = "PTM_TRIAGE_DEVICE"
 # most rows per model call; length_groups splits a call further where lengths differ
 DEFAULT_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
 # int8 stays opt-in: dynamic quantisation scales activations per batch, so an issue's scores depend on
@@ -286,8 +284,8 @@ def build_model(raw: bytes) -> tuple[MultiTaskBert, PreTrainedTokenizerBase, Mod
 
 
 def resolve_device(requested: str | None = None) -> torch.device:
-    """``requested``, else ``$PTM_TRIAGE_DEVICE``, else CUDA, then Apple MPS, then CPU."""
-    name = (requested or os.environ.get(DEVICE_ENV) or "auto").strip().lower()
+    """``requested`` (``PTM_TRIAGE_DEVICE``), else CUDA, then Apple MPS, then CPU."""
+    name = (requested or "auto").strip().lower()
     if name != "auto":
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():

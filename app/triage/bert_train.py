@@ -59,7 +59,6 @@ from app.taxonomy import (
 from app.triage.baseline import BaselineClassifier, fit_baseline, label_matrix
 from app.triage.bert import (
     HEADS,
-    META_FILE,
     MODEL_FILE,
     NEVER,
     TYPES,
@@ -84,8 +83,8 @@ from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
 from app.triage.evaluate import evaluate, format_report
 from app.triage.normalize import normalize
 from app.triage.prior_shift import correct_prior, expected_calibration_error
+from app.triage.registry import CARD_FILE, META_FILE
 
-CARD_FILE = "MODEL_CARD.md"
 _GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
 _THEMES = HEADS["themes"]
 _SUBTHEMES = HEADS["subthemes"]

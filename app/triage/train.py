@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from app.taxonomy import SUBTHEMES, THEMES
-from app.triage.baseline import KIND as BASELINE
 from app.triage.baseline import MODEL_FILE, BaselineConfig, fit_baseline
 from app.triage.classifier import LABELS
 from app.triage.data import load_jsonl, load_many
 from app.triage.evaluate import evaluate, format_report
-
-MODEL_CARD = "MODEL_CARD.md"
-BERT = "bert"
-KINDS: tuple[str, ...] = (BASELINE, BERT)
+from app.triage.registry import BERT, CARD_FILE, check_kind
 
 
 def train(
@@ -26,8 +22,7 @@ def train(
     config: BaselineConfig | None = None,
 ) -> Path:
     """Fit ``kind`` on ``data_files``; report on ``dev_file`` (never used for fitting). Returns ``out_dir``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
+    check_kind(kind)
     if not data_files:
         raise ValueError("no training data files given")
     if kind == BERT:
@@ -44,7 +39,7 @@ def train(
     }
     classifier.save(out_dir, meta)
     card = model_card(classifier.version, classifier.info, classifier.thresholds, meta, config, out_dir)
-    (out_dir / MODEL_CARD).write_text(card, encoding="utf-8")
+    (out_dir / CARD_FILE).write_text(card, encoding="utf-8")
     return out_dir
 
 

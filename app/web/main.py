@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         announce(settings)
-        settings.webhook_secret  # made and kept now, so the path said above exists
+        settings.make_local_secret()
         services = build_services(settings)
         await identify_app(services)
         worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
