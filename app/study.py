@@ -36,6 +36,7 @@ from app.stats.comparison import balanced_comparison
 from app.stats.resolution import ALPHA, IssueRecord, compute_stats
 from app.taxonomy import SUBTHEMES, THEME_CODES, THEMES, theme_of
 from app.triage.classifier import Classifier, IssueText, Prediction
+from app.triage.data import read_jsonl
 
 BATCH_SIZE = 64
 REPORT_MD = "report.md"
@@ -99,30 +100,21 @@ def latest_moment(records: Sequence[IssueRecord]) -> datetime | None:
 def read_issues(path: Path) -> list[StudyIssue]:
     issues: list[StudyIssue] = []
     seen: dict[tuple[str, int], int] = {}
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                issue = parse_issue(line, lineno)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{lineno}: {exc}") from exc
-            key = (issue.record.repo.casefold(), issue.record.number)
-            if key in seen:
-                raise ValueError(f"{path}:{lineno}: {issue.record.repo}#{issue.record.number} "
-                                 f"already on line {seen[key]}")
-            seen[key] = lineno
-            issues.append(issue)
+    for lineno, fields in read_jsonl(path):
+        try:
+            issue = parse_issue(fields, lineno)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{lineno}: {exc}") from exc
+        key = (issue.record.repo.casefold(), issue.record.number)
+        if key in seen:
+            raise ValueError(f"{path}:{lineno}: {issue.record.repo}#{issue.record.number} "
+                             f"already on line {seen[key]}")
+        seen[key] = lineno
+        issues.append(issue)
     return issues
 
 
-def parse_issue(line: str, lineno: int) -> StudyIssue:
-    try:
-        fields = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc.msg}") from exc
-    if not isinstance(fields, dict):
-        raise ValueError("expected a JSON object")
+def parse_issue(fields: dict[str, Any], lineno: int) -> StudyIssue:
     repo = fields.get("repo")
     if not isinstance(repo, str) or not repo.strip():
         raise ValueError("'repo' must be a non-empty string")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,18 +32,31 @@ class LabeledIssue:
         return IssueText(title=self.title, body=self.body)
 
 
-def load_jsonl(path: Path | str) -> list[LabeledIssue]:
-    """Read one annotated JSONL file; blank lines are skipped."""
+def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Every JSONL file the app reads, read one way: (line number, object) for each line that
+    is not blank; a line that is not a JSON object raises ``ValueError`` naming file and line."""
     path = Path(path)
-    issues: list[LabeledIssue] = []
     with path.open(encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                issues.append(parse_record(json.loads(line)))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise ValueError(f"{path}:{lineno}: bad annotated issue: {exc}") from exc
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, record
+
+
+def load_jsonl(path: Path | str) -> list[LabeledIssue]:
+    """Read one annotated JSONL file."""
+    issues: list[LabeledIssue] = []
+    for lineno, record in read_jsonl(path):
+        try:
+            issues.append(parse_record(record))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{path}:{lineno}: bad annotated issue: {exc}") from exc
     return issues
 
 

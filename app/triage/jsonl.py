@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.triage.classifier import Classifier, IssueText, Prediction
+from app.triage.data import read_jsonl
 
 SCORE_DIGITS = 6
 
@@ -42,8 +43,8 @@ def classify_file(classifier: Classifier, in_path: Path, out_path: Path, batch_s
     partial = out_path.with_name(f".{out_path.name}.partial")
     written = 0
     try:
-        with in_path.open(encoding="utf-8") as source, partial.open("w", encoding="utf-8") as sink:
-            for ids, texts in _batches(source, in_path, batch_size):
+        with partial.open("w", encoding="utf-8") as sink:
+            for ids, texts in _batches(in_path, batch_size):
                 predictions = classifier.predict(texts)
                 if len(predictions) != len(texts):
                     raise ValueError(f"classifier returned {len(predictions)} predictions for {len(texts)} texts")
@@ -56,13 +57,11 @@ def classify_file(classifier: Classifier, in_path: Path, out_path: Path, batch_s
     return written
 
 
-def _batches(lines: Iterator[str], path: Path, size: int) -> Iterator[tuple[list[Any], list[IssueText]]]:
+def _batches(path: Path, size: int) -> Iterator[tuple[list[Any], list[IssueText]]]:
     ids: list[Any] = []
     texts: list[IssueText] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        issue_id, text = _parse_line(line, path, lineno)
+    for lineno, record in read_jsonl(path):
+        issue_id, text = _parse_line(record, path, lineno)
         ids.append(issue_id)
         texts.append(text)
         if len(texts) == size:
@@ -72,13 +71,7 @@ def _batches(lines: Iterator[str], path: Path, size: int) -> Iterator[tuple[list
         yield ids, texts
 
 
-def _parse_line(line: str, path: Path, lineno: int) -> tuple[Any, IssueText]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from exc
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}:{lineno}: expected a JSON object")
+def _parse_line(record: dict[str, Any], path: Path, lineno: int) -> tuple[Any, IssueText]:
     issue_id = record.get("id")
     if not isinstance(issue_id, (str, int)) or isinstance(issue_id, bool) or issue_id == "":
         raise ValueError(f"{path}:{lineno}: 'id' must be a non-empty string or an integer")
