@@ -33,7 +33,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _classifier(kind: str | None, model_dir: Path | None):  # type: ignore[no-untyped-def]
-    from app.triage.registry import load_classifier
+    from app.triage.loader import load_classifier
 
     settings = load_settings()
     return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir, ptm_prior=settings.ptm_share,

@@ -15,7 +15,7 @@ from app.github.client import GitHubClientFactory
 from app.store.db import Database
 from app.triage.classifier import Classifier
 from app.triage.labels import LabelPolicy
-from app.triage.registry import load_classifier
+from app.triage.loader import load_classifier
 
 log = logging.getLogger(__name__)
 

@@ -35,14 +35,8 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
-from app.triage.bert import (
-    BertClassifier,
-    collate,
-    encode,
-    lexical_parts,
-    logit,
-    mean_pool,
-)
+from app.triage.bert import BertClassifier, collate, encode, lexical_parts, logit
+from app.triage.bert_network import mean_pool
 from app.triage.bert_train import (
     BertTrainConfig,
     decide,

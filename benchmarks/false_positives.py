@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from app.triage.data import load_jsonl
-from app.triage.registry import load_classifier
+from app.triage.loader import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

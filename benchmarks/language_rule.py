@@ -17,7 +17,7 @@ from pathlib import Path
 
 from app.triage.data import load_jsonl
 from app.triage.language import MIN_FOREIGN_SHARE, foreign_share
-from app.triage.registry import load_classifier
+from app.triage.loader import load_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -28,8 +28,8 @@ import numpy as np
 
 from app.triage.data import load_jsonl
 from app.triage.labels import LabelPolicy
+from app.triage.loader import load_classifier
 from app.triage.prior_shift import estimate_share, expected_calibration_error
-from app.triage.registry import load_classifier
 from app.workflow.repo_share import moved
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ from app.store.queries import (
     upsert_repository,
 )
 from app.triage.classifier import Classifier
-from app.triage.registry import load_classifier
+from app.triage.loader import load_classifier
 from app.web.main import create_app
 from app.workflow import backfill
 from tests.backfill_data import MadeIssue, populate

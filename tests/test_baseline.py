@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
-from app.triage import registry
+from app.triage import loader, registry
 from app.triage.baseline import NEVER, BaselineClassifier, BaselineConfig, fit_baseline
 from app.triage.classifier import Classifier, IssueText
 from app.triage.data import LabeledIssue
@@ -104,22 +104,22 @@ def test_train_writes_artifact_and_card_and_rejects_unknown_kinds(tmp_path):
 
 
 def test_registry_caches_and_explains_a_missing_artifact(model, tmp_path):
-    registry.clear_cache()
-    with pytest.raises(registry.ModelNotFoundError, match="ptm-triage train --kind baseline"):
-        registry.load_classifier("baseline", tmp_path / "nothing")
+    loader.clear_cache()
+    with pytest.raises(loader.ModelNotFoundError, match="ptm-triage train --kind baseline"):
+        loader.load_classifier("baseline", tmp_path / "nothing")
     with pytest.raises(ValueError, match="unknown model kind"):
-        registry.load_classifier("nope")
+        loader.load_classifier("nope")
     model.save(tmp_path / "m")
-    first = registry.load_classifier("baseline", tmp_path / "m")
-    assert registry.load_classifier("baseline", tmp_path / "m") is first
-    registry.clear_cache()
+    first = loader.load_classifier("baseline", tmp_path / "m")
+    assert loader.load_classifier("baseline", tmp_path / "m") is first
+    loader.clear_cache()
 
 
 def test_committed_artifact_predicts_sensibly():
-    registry.clear_cache()
+    loader.clear_cache()
     if not (registry.model_dir("baseline") / "model.joblib").is_file():
         pytest.fail("the committed artifact models/baseline/model.joblib is missing")
-    clf = registry.load_classifier("baseline")
+    clf = loader.load_classifier("baseline")
     meta = json.loads((registry.model_dir("baseline") / "meta.json").read_text())
     assert clf.version == meta["version"]
     oom, dark, typo = clf.predict(
@@ -134,7 +134,7 @@ def test_committed_artifact_predicts_sensibly():
     # README issues are mostly PTM-related in the training data: this one lands in the
     # uncertainty band, so the default policy abstains instead of calling it PTM.
     assert LabelPolicy().ptm_label not in LabelPolicy().labels_for(typo)
-    registry.clear_cache()
+    loader.clear_cache()
 
 
 def test_artifact_bytes_do_not_depend_on_the_process():

@@ -15,7 +15,6 @@ from app.triage.bert import (
     MODEL_FILE,
     NEVER,
     QUANTIZE_ON_CPU,
-    TYPES,
     BertClassifier,
     build_model,
     calibrate_types,
@@ -27,6 +26,7 @@ from app.triage.bert import (
     resolve_device,
     truncate_pair,
 )
+from app.triage.bert_network import TYPES
 from app.triage.bert_train import (
     BertTrainConfig,
     best_threshold,

@@ -58,14 +58,11 @@ from app.taxonomy import (
 )
 from app.triage.baseline import BaselineClassifier, fit_baseline, label_matrix
 from app.triage.bert import (
-    HEADS,
     MODEL_FILE,
     NEVER,
-    TYPES,
     BertClassifier,
     Encoded,
     ModelSpec,
-    MultiTaskBert,
     build_model,
     calibrate,
     calibrate_types,
@@ -77,6 +74,7 @@ from app.triage.bert import (
     resolve_device,
     use_available_cores,
 )
+from app.triage.bert_network import HEADS, TYPES, MultiTaskBert
 from app.triage.classifier import LABELS, PTM
 from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base

@@ -57,7 +57,7 @@ class _Traceable(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
-        from app.triage.bert import mean_pool
+        from app.triage.bert_network import mean_pool
 
         encoder = self.model.encoder
         hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
