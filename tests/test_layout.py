@@ -10,7 +10,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 FORBIDDEN = {
     "app.stats": ("app.web", "app.store", "app.github", "app.events", "app.queue", "app.workflow", "app.triage"),
     "app.triage": ("app.web", "app.store", "app.github", "app.events", "app.queue", "app.workflow", "app.stats"),
-    "app.store": ("app.web", "app.github", "app.events", "app.queue", "app.workflow"),
+    "app.store": ("app.web", "app.github", "app.events", "app.queue", "app.workflow", "app.triage", "app.stats"),
     "app.github": ("app.web", "app.store", "app.events", "app.queue", "app.workflow"),
     "app.workflow": ("app.web", "app.events", "app.queue"),
     "app.events": ("app.web", "app.queue"),
