@@ -184,3 +184,11 @@ def test_healthz_reports_model_and_dry_run(client: TestClient) -> None:
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["dry_run"] is True
     assert health["model"].startswith("bert-minilm@"), "the BERT serves by default"
+
+
+def test_openapi_describes_what_each_json_route_answers(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, model in [("/healthz", "Health"), ("/api/issues", "IssuePage"), ("/api/config", "RepositoryConfig"),
+                        ("/api/backfill", "Backfills")]:
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{model}"}, path

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
+from app.services import Services
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution_days
 from app.store.models import Issue, Prediction, RepoConfig, Repository
@@ -18,6 +18,8 @@ from app.store.queries import (
     repository_by_name,
     tracked_issues,
 )
+from app.web.deps import ServicesDep, SessionDep
+from app.web.schemas import Health, IssuePage, RepositoryConfig
 from app.workflow import repo_config, repo_share
 from app.workflow.records import repository_records
 
@@ -37,11 +39,11 @@ def tracked_repository(session: Session, repo: str | None) -> Repository | None:
     return found
 
 
-def issue_records(services: Any, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
-    with services.db.session() as session:
-        found = tracked_repository(session, repo)
-        records = repository_records(session, found.id if found else None, services.policy)
-        return (found.full_name if found else None), records
+def issue_records(session: Session, services: Services, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
+    """The name of the repository ``repo`` (None for all) and the records of its tracked issues."""
+    found = tracked_repository(session, repo)
+    records = repository_records(session, found.id if found else None, services.policy)
+    return (found.full_name if found else None), records
 
 
 def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
@@ -73,20 +75,14 @@ def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
     }
 
 
-@router.get("/healthz")
-async def healthz(request: Request) -> dict[str, Any]:
-    services = request.app.state.services
-
-    def read() -> dict[str, int]:
-        with services.db.session() as session:
-            return delivery_counts(session)
-
+@router.get("/healthz", response_model=Health)
+def healthz(services: ServicesDep, session: SessionDep) -> dict[str, Any]:
     return {
         "status": "ok",
         "model": services.classifier.version,
         "dry_run": services.dry_run,
         "database": services.db.backend,
-        "deliveries": await run_in_threadpool(read),
+        "deliveries": delivery_counts(session),
     }
 
 
@@ -108,60 +104,50 @@ def balanced(records: list[IssueRecord], filters: Filters, seed: int, repo: str 
 
 
 @router.get("/api/stats")
-async def stats(
-    request: Request,
+def stats(
+    services: ServicesDep,
+    session: SessionDep,
     repo: str | None = Query(None, description="owner/name"),
     method: Method = Query("raw", description=METHOD_HELP),
     seed: int = Query(0, description="sampling seed of the balanced method"),
     filters: Filters = Depends(stats_filters),
 ) -> dict[str, Any]:
-    name, records = await run_in_threadpool(issue_records, request.app.state.services, repo)
+    name, records = issue_records(session, services, repo)
     if method == "balanced":
         return balanced(records, filters, seed, name)
     return compute_stats(records, repo=name, filters=filters)
 
 
-@router.get("/api/issues")
-async def issues(
-    request: Request,
+@router.get("/api/issues", response_model=IssuePage)
+def issues(
+    session: SessionDep,
     repo: str | None = Query(None, description="owner/name"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
-    services = request.app.state.services
-
-    def read() -> dict[str, Any]:
-        with services.db.session() as session:
-            found = tracked_repository(session, repo)
-            tracked = tracked_issues(session, found.id if found else None)
-            page = tracked[offset: offset + limit]
-            predictions = latest_predictions(session, [i.id for i in page])
-            return {
-                "total": len(tracked), "limit": limit, "offset": offset,
-                "issues": [_issue_json(i, predictions.get(i.id)) for i in page],
-            }
-
-    return await run_in_threadpool(read)
+    found = tracked_repository(session, repo)
+    tracked = tracked_issues(session, found.id if found else None)
+    page = tracked[offset: offset + limit]
+    predictions = latest_predictions(session, [i.id for i in page])
+    return {
+        "total": len(tracked), "limit": limit, "offset": offset,
+        "issues": [_issue_json(i, predictions.get(i.id)) for i in page],
+    }
 
 
-@router.get("/api/config")
-async def config(request: Request, repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
+@router.get("/api/config", response_model=RepositoryConfig)
+def config(services: ServicesDep, session: SessionDep, repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
     """The configuration in force for a repository, where it came from, and what was wrong with it;
     and the share of PTM-related issues its decisions are made at (``app.workflow.repo_share``)."""
-    services = request.app.state.services
-
-    def read() -> dict[str, Any]:
-        with services.db.session() as session:
-            found = tracked_repository(session, repo)
-            row = session.get(RepoConfig, found.id)
-            loaded = repo_config.interpret(row, services.policy) if row else None
-            return {
-                "repo": found.full_name,
-                "source": loaded.source if loaded else None,
-                "error": loaded.error if loaded else None,
-                "fetched_at": row.fetched_at.isoformat() if row else None,
-                "settings": (loaded.settings if loaded else repo_config.RepoSettings()).model_dump(),
-                "ptm_share": share.json() if (share := repo_share.current(services, session, found.id)) else None,
-            }
-
-    return await run_in_threadpool(read)
+    found = tracked_repository(session, repo)
+    assert found is not None  # repo is required
+    row = session.get(RepoConfig, found.id)
+    loaded = repo_config.interpret(row, services.policy) if row else None
+    return {
+        "repo": found.full_name,
+        "source": loaded.source if loaded else None,
+        "error": loaded.error if loaded else None,
+        "fetched_at": row.fetched_at.isoformat() if row else None,
+        "settings": (loaded.settings if loaded else repo_config.RepoSettings()).model_dump(),
+        "ptm_share": share.json() if (share := repo_share.current(services, session, found.id)) else None,
+    }
