@@ -67,6 +67,7 @@ def model_card(
         else "No dev set was given."
     )
     constant = ", ".join(training["constant_heads"]) or "none"
+    share = training["positives"]["PTM"] / training["issues"]
     return f"""# Model card: {version}
 
 Kind `baseline`: TF-IDF (word 1-2-grams + char_wb n-grams) and one logistic
@@ -87,7 +88,7 @@ and never fire: {constant}.
 ## Thresholds
 Per-label thresholds maximise F1 on out-of-fold scores of a {config.folds}-fold
 cross-validation on the training data (seed {config.seed}); the dev set is not used.
-They maximise F1 at the training share of PTM issues (about 62%); a deployment
+They maximise F1 at the training share of PTM issues (about {share:.0%}); a deployment
 sees far fewer (the paper: about 10%), so expect lower PTM precision there and
 consider a higher PTM threshold in the label policy.
 
