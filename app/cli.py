@@ -10,9 +10,13 @@ import logging
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.config import ConfigError, load_settings
 from app.triage.registry import BERT, KINDS
+
+if TYPE_CHECKING:
+    from app.triage.classifier import Classifier
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classifier(kind: str | None, model_dir: Path | None):  # type: ignore[no-untyped-def]
+def _classifier(kind: str | None, model_dir: Path | None) -> Classifier:
     from app.triage.loader import load_classifier
 
     settings = load_settings()
@@ -193,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except ConfigError as exc:
         print(f"ptm-triage: {exc}", file=sys.stderr)
         return 2

@@ -64,6 +64,7 @@ def build_services(settings: Settings) -> Services:
     policy = default_policy(settings)
     github = None
     if not settings.effective_dry_run:
+        assert settings.github_app_id is not None  # not in dry-run: there are credentials
         auth = AppAuth(settings.github_app_id, settings.private_key_pem())
         github = GitHubClientFactory(settings.github_api_url, auth, httpx.AsyncClient(timeout=30))
     return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github)

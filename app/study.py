@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
@@ -70,7 +70,7 @@ def run_study(input_path: Path, output_dir: Path, classifier: Classifier | None,
                              f"({len(pending)} issue(s) without one)")
         predicted = dict(zip(pending, classify(classifier, [issues[k] for k in pending], progress), strict=True))
     records = [labelled(issue, predicted.get(k)) for k, issue in enumerate(issues)]
-    result = {
+    result: dict[str, Any] = {
         "input": input_path.name,
         "issues": len(records),
         "classified": len(pending),
@@ -156,6 +156,10 @@ def _codes(fields: dict[str, Any], key: str) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+@overload
+def _moment(fields: dict[str, Any], key: str, *, required: Literal[True]) -> datetime: ...
+@overload
+def _moment(fields: dict[str, Any], key: str, *, required: Literal[False]) -> datetime | None: ...
 def _moment(fields: dict[str, Any], key: str, *, required: bool) -> datetime | None:
     value = fields.get(key)
     if value is None and not required:
@@ -186,11 +190,13 @@ def labelled(issue: StudyIssue, prediction: Prediction | None) -> IssueRecord:
     record = issue.record
     if prediction is not None:
         predicted_type = prediction.extra.get("type")
+        themes_missing = "themes" in issue.missing
         record = replace(
             record,
             ptm=prediction.ptm if "ptm" in issue.missing else record.ptm,
             type=predicted_type if "type" in issue.missing and isinstance(predicted_type, str) else record.type,
-            **({"themes": prediction.themes, "subthemes": prediction.subthemes} if "themes" in issue.missing else {}),
+            themes=prediction.themes if themes_missing else record.themes,
+            subthemes=prediction.subthemes if themes_missing else record.subthemes,
         )
     if not record.ptm:
         return replace(record, themes=(), subthemes=())

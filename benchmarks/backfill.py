@@ -25,11 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.config import Settings
-from app.workflow.backfill import run_backfill_cli
-from tests.backfill_data import populate
-from tests.github_sim import GitHubSimulator, generate_app_keypair
-from tests.servers import serve
+# After the checkout is on sys.path: the benchmark imports the app and the test doubles from it.
+from app.config import Settings  # noqa: E402
+from app.workflow.backfill import run_backfill_cli  # noqa: E402
+from tests.backfill_data import populate  # noqa: E402
+from tests.github_sim import GitHubSimulator, generate_app_keypair  # noqa: E402
+from tests.servers import serve  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 APP_ID = 4242

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -112,7 +112,7 @@ def stack(settings_for: Callable[..., Settings], simulator: GitHubSimulator) -> 
 
 
 def days_ago(days: int) -> str:
-    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat()
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()
 
 
 def open_issue(stack: Stack, title: str, body: str | None, created_days_ago: int = 0, **kw: object) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 
 from app.taxonomy import SUBTHEMES, theme_of
@@ -29,7 +29,7 @@ USUAL_MIX = (0.5, 0.3, 0.2)
 NON_PTM_MEDIAN_DAYS = 8.0
 SIGMA = 1.1
 OPEN_SHARE = 0.1
-START = datetime(2022, 1, 1, tzinfo=timezone.utc)
+START = datetime(2022, 1, 1, tzinfo=UTC)
 CREATION_SPAN_DAYS = 700
 
 

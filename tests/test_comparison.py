@@ -1,6 +1,6 @@
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ from app.stats.comparison import (
 from app.stats.resolution import MIN_GROUP, MIN_THEME_GROUP, IssueRecord
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES, theme_of
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 TYPES = ("bug", "enhancement", "question")
 
 

@@ -1,6 +1,6 @@
 import re
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from app.stats.resolution import IssueRecord, box_summary, compute_stats
 from app.taxonomy import THEMES
 from app.web.render import render_dashboard
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 EVIL = '<script>alert("x")</script>/repo'
 
 

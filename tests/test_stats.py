@@ -1,7 +1,7 @@
 import json
 import random
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -19,7 +19,6 @@ from app.stats.resolution import (
 )
 from app.taxonomy import THEME_CODES
 
-UTC = timezone.utc
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
@@ -233,7 +232,7 @@ def test_p90_matches_numpy():
 
 
 def _record(number, days, *, ptm=True, reason="completed", bot=False, closed=True):
-    created = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    created = datetime(2024, 1, 1, tzinfo=UTC)
     return IssueRecord("o/r", number, created, created + timedelta(days=days) if closed else None, ptm,
                        closed_reason=reason if closed else None, author_is_bot=bot)
 
@@ -261,7 +260,7 @@ def test_issues_in_a_language_the_model_cannot_read_are_left_out_and_counted():
 
 
 def test_open_issues_count_apart_with_their_age_so_far():
-    now = datetime(2024, 1, 11, 12, tzinfo=timezone.utc)
+    now = datetime(2024, 1, 11, 12, tzinfo=UTC)
     records = [_record(1, 3), _record(2, 0, closed=False), _record(3, 0, ptm=False, closed=False),
                _record(4, 0, ptm=None, closed=False)]
     group = compute_stats(records, now=now)["overall"]

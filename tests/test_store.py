@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -20,7 +20,7 @@ def payload(labels: list[str], updated: datetime) -> dict:
 def test_a_payload_older_than_the_apps_own_label_write_does_not_undo_it(database_url: str) -> None:
     db = Database(database_url)
     db.migrate()
-    event_time = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(seconds=5)
+    event_time = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
     with db.session() as session:
         repo = upsert_repository(session, {"id": 1, "full_name": "o/r"}, None)
         issue, _ = upsert_issue(session, repo, payload([], event_time))
@@ -30,7 +30,7 @@ def test_a_payload_older_than_the_apps_own_label_write_does_not_undo_it(database
         repo = upsert_repository(session, {"id": 1, "full_name": "o/r"}, None)
         stale, _ = upsert_issue(session, repo, payload([], event_time))  # a delivery made before the app labelled
         assert stale.labels == ["ptm: related"]
-        later, _ = upsert_issue(session, repo, payload(["bug"], datetime.now(timezone.utc) + timedelta(seconds=5)))
+        later, _ = upsert_issue(session, repo, payload(["bug"], datetime.now(UTC) + timedelta(seconds=5)))
         assert later.labels == ["bug"], "a newer payload is the truth"
         unlabeled, _ = upsert_issue(session, repo, payload([], event_time), labels_changed=True)
         assert unlabeled.labels == [], "a label event's labels are the truth whatever its time"

@@ -43,7 +43,7 @@ async def comment_created(event: sansio.Event, services: Services) -> None:
         return
     config = (await repo_config.load(services, gh, repo_id, target.repo)).settings
     with services.db.session() as session:
-        session.get(Issue, target.issue_id).labels_locked_by_human = False
+        session.get_one(Issue, target.issue_id).labels_locked_by_human = False
     prediction = (await labelling.classify(services, [target.text]))[0]
     await labelling.apply(services, gh, target, prediction, config.policy(services.policy),
                           delivery_id=event.delivery_id, write=not config.dry_run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gidgethub import routing, sansio
 
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 router = routing.Router()
 
 
-def touches_config(data: dict) -> bool:
+def touches_config(data: dict[str, Any]) -> bool:
     for commit in [*(data.get("commits") or []), data.get("head_commit") or {}]:
         for key in ("added", "modified", "removed"):
             if repo_config.CONFIG_PATH in (commit.get(key) or []):

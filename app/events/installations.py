@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gidgethub import routing, sansio
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from app.events.tracking import field
 from app.services import Services
@@ -16,7 +18,7 @@ log = logging.getLogger(__name__)
 router = routing.Router()
 
 
-def _add_repositories(session, installation_id: int, repos: list[dict]) -> None:  # type: ignore[no-untyped-def]
+def _add_repositories(session: Session, installation_id: int, repos: list[dict[str, Any]]) -> None:
     """Track the repositories and schedule the import of their existing issues."""
     for data in repos:
         repo = upsert_repository(session, {"id": field(data, "id"), "full_name": field(data, "full_name")},

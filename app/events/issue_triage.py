@@ -41,7 +41,7 @@ async def triage_issue(event: sansio.Event, services: Services) -> None:
     ours = [name for name in target.labels if policy.is_app_label(name)]
     if opened and ours:
         with services.db.session() as session:
-            session.get(Issue, target.issue_id).labels_locked_by_human = True
+            session.get_one(Issue, target.issue_id).labels_locked_by_human = True
         log.info("%s: opened with the app's labels %s already set; left as it is", where, ours)
         return
     prediction = (await labelling.classify(services, [target.text]))[0]

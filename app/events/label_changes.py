@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from gidgethub import routing, sansio
 
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 router = routing.Router()
 
 
-def is_person(sender: dict, services: Services) -> bool:
+def is_person(sender: dict[str, Any], services: Services) -> bool:
     """Anyone but the app itself and other bots."""
     login = sender.get("login")
     return login != services.bot_login and sender.get("type") != "Bot" and not str(login).endswith("[bot]")

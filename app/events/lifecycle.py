@@ -11,6 +11,7 @@ reaches the app as ``issues.deleted`` and is treated like one.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from gidgethub import routing, sansio
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 router = routing.Router()
 
 
-def _when(event: sansio.Event, key: str) -> object:
+def _when(event: sansio.Event, key: str) -> datetime:
     return parse_github_time(event.data["issue"].get(key)) or utcnow()
 
 

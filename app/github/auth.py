@@ -78,8 +78,9 @@ class InstallationTokenCache:
                                  jwt=self._auth.jwt())
             expires_at = datetime.fromisoformat(data["expires_at"].replace("Z", "+00:00")).timestamp()
             margin = min(self._margin_s, (expires_at - fetched_at) / 2)
-            self._tokens[installation_id] = _CachedToken(data["token"], expires_at - margin)
-            return data["token"]
+            token: str = data["token"]
+            self._tokens[installation_id] = _CachedToken(token, expires_at - margin)
+            return token
 
     def invalidate(self, installation_id: int) -> None:
         """Forget the installation's token, e.g. after GitHub answered 401 with it."""

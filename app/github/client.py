@@ -47,7 +47,7 @@ class RetryPolicy:
     clock: Callable[[], float] = time.time
 
     def backoff(self, attempt: int) -> float:
-        return self.backoff_s * 2 ** (attempt - 1)
+        return self.backoff_s * 2.0 ** (attempt - 1)
 
     def until(self, epoch: float) -> float:
         return max(epoch + self.reset_margin_s - self.clock(), 0.0)
@@ -83,7 +83,9 @@ class GitHubClient(gidgethub.httpx.GitHubAPI):
 
     def __init__(self, client: httpx.AsyncClient, requester: str, *, retry: RetryPolicy = FAIL_FAST,
                  **kwargs: Any) -> None:
-        super().__init__(client, requester, **kwargs)
+        # gidgethub 6 annotates its client as httpx2.AsyncClient whenever httpx2 is installed (huggingface_hub
+        # brings it); it only calls ``client.request``, which httpx's AsyncClient has with the same signature.
+        super().__init__(client, requester, **kwargs)  # type: ignore[arg-type]
         self.retry = retry
         self.last_headers: Mapping[str, str] = {}
 

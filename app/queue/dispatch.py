@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio
@@ -32,10 +32,10 @@ def _retry_wait(exc: Exception) -> float | None:
     None means it will not pass by waiting.
     """
     if isinstance(exc, RateLimitExceeded):
-        reset = getattr(exc.rate_limit, "reset_datetime", None)
+        reset: datetime | None = getattr(exc.rate_limit, "reset_datetime", None)  # None without a RateLimit
         if reset is None:
             return 60.0
-        return max(1.0, (reset - datetime.now(timezone.utc)).total_seconds())
+        return max(1.0, (reset - datetime.now(UTC)).total_seconds())
     if isinstance(exc, HTTPException) and exc.status_code in (403, 429):
         return float(exc.headers.get("retry-after", 60))
     if isinstance(exc, (GitHubBroken, httpx.TransportError, OperationalError)):

@@ -112,20 +112,28 @@ def _chi_square_obstacle(mix: dict[str, dict[str, int]], types: list[str]) -> st
     return None
 
 
+def _closed_days(record: IssueRecord) -> int:
+    """The resolution days of a closed issue: the comparison takes closed issues only."""
+    days = record.days
+    if days is None:
+        raise ValueError(f"{record.repo}#{record.number} is open: the comparison takes closed issues only")
+    return days
+
+
 def theme_days(records: Iterable[IssueRecord], field: str, codes: Sequence[str]) -> dict[str, list[int]]:
     """Resolution days per code of ``field`` (``themes`` or ``subthemes``); an issue counts in each of its codes."""
     grouped: dict[str, list[int]] = {code: [] for code in codes}
     for record in records:
         for code in dict.fromkeys(getattr(record, field)):
-            grouped[code].append(record.days)
+            grouped[code].append(_closed_days(record))
     return grouped
 
 
 def comparison_group(ptm: Sequence[IssueRecord], non_ptm: Sequence[IssueRecord],
                      available: dict[str, int]) -> dict[str, Any]:
     """The GROUP block for a balanced sample (``ptm`` and ``non_ptm`` of equal size)."""
-    ptm_days = [r.days for r in ptm]
-    non_ptm_days = [r.days for r in non_ptm]
+    ptm_days = [_closed_days(r) for r in ptm]
+    non_ptm_days = [_closed_days(r) for r in non_ptm]
     themes = theme_days(ptm, "themes", THEME_CODES)
     kruskal = kruskal_wallis(themes)
     kruskal["epsilon_squared"] = epsilon_squared(kruskal["h"], kruskal["n"])

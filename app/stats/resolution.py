@@ -28,9 +28,9 @@ from __future__ import annotations
 import math
 import statistics
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from scipy import stats as scipy_stats
@@ -49,8 +49,8 @@ MIN_THEME_GROUP = 3
 def as_utc(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is taken to be UTC already."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def resolution_days(created: datetime, closed: datetime) -> int:
@@ -207,7 +207,7 @@ def mann_whitney(ptm: Sequence[int], non_ptm: Sequence[int]) -> dict[str, Any]:
     return result
 
 
-def kruskal_wallis(theme_days: dict[str, Sequence[int]]) -> dict[str, Any]:
+def kruskal_wallis(theme_days: Mapping[str, Sequence[int]]) -> dict[str, Any]:
     """``n`` counts the resolution times in the test: an issue once per theme it takes part in."""
     samples = [list(days) for days in theme_days.values() if len(days) >= MIN_THEME_GROUP]
     result: dict[str, Any] = {"h": None, "p": None, "groups": len(samples), "n": sum(map(len, samples)),
@@ -235,7 +235,7 @@ GROUP_OF = {True: "ptm", False: "non_ptm", None: "unclassified"}
 def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
                 now: datetime | None = None) -> dict[str, Any]:
     """The GROUP block of :func:`compute_stats` for ``records``; open ages are taken at ``now``."""
-    today = as_utc(now or datetime.now(timezone.utc))
+    today = as_utc(now or datetime.now(UTC))
     ptm: list[int] = []
     non_ptm: list[int] = []
     themes: dict[str, list[int]] = {code: [] for code in THEME_CODES}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -28,7 +28,7 @@ MAX_STORED_BODY = 65536
 def parse_github_time(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 # Deliveries -----------------------------------------------------------------
@@ -67,12 +67,12 @@ def due_delivery_ids(session: Session, limit: int = 20) -> list[str]:
 def claim_delivery(session: Session, delivery_id: str, lease_s: float) -> Delivery | None:
     """Mark a pending delivery as processing, leased for ``lease_s`` (kept in ``not_before``);
     None when another worker took it first."""
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status == "pending")
         .values(status="processing", attempts=Delivery.attempts + 1,
                 not_before=utcnow() + timedelta(seconds=lease_s))
-    )
+    ))
     if result.rowcount != 1:
         return None
     return session.get(Delivery, delivery_id)
@@ -95,12 +95,12 @@ def retry_delivery_later(session: Session, delivery_id: str, error: str, delay_s
 def requeue_expired(session: Session) -> int:
     """Deliveries whose worker's lease ran out (the process died mid-work) go back to the queue;
     those another live worker holds stay with it."""
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
         update(Delivery)
         .where(Delivery.status == "processing")
         .where((Delivery.not_before.is_(None)) | (Delivery.not_before <= utcnow()))
         .values(status="pending", not_before=None)
-    )
+    ))
     return result.rowcount or 0
 
 

@@ -106,7 +106,8 @@ class BaselineClassifier:
 
     def _label_probabilities(self, features: sp.csr_matrix) -> np.ndarray:
         logits = np.asarray(features @ self._weights.T, dtype=np.float64) + self._bias
-        return np.clip(_sigmoid(logits), _SCORE_EPS, 1 - _SCORE_EPS)
+        probabilities: np.ndarray = np.clip(_sigmoid(logits), _SCORE_EPS, 1 - _SCORE_EPS)
+        return probabilities
 
     def _type_probabilities(self, features: sp.csr_matrix) -> np.ndarray | None:
         """Softmax over ``ISSUE_TYPES``; None for an artifact without a type head."""
@@ -142,7 +143,8 @@ def _type_extra(row: np.ndarray | None) -> dict[str, Any]:
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def fit_baseline(issues: Sequence[LabeledIssue], config: BaselineConfig = BaselineConfig()) -> BaselineClassifier:

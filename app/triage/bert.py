@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ from transformers import PreTrainedTokenizerBase
 from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
 from app.triage.baseline import BaselineClassifier
 from app.triage.bert_network import HEAD_PREFIXES, HEADS, OUTPUTS, TYPES, MultiTaskBert
-from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
+from app.triage.classifier import LABELS, IssueText, Prediction, thresholded, type_scores
 from app.triage.encoder import BASE_SHA256, load_base
 from app.triage.normalize import normalize
 from app.triage.onnx_runtime import (
@@ -63,6 +63,8 @@ from app.triage.onnx_runtime import (
 )
 from app.triage.prior_shift import correct_prior
 from app.triage.registry import ARTIFACT_FILES, BERT, LEXICAL_DIR, META_FILE
+
+_M = TypeVar("_M", bound=nn.Module)
 
 KIND = BERT
 MODEL_FILE = ARTIFACT_FILES[BERT]
@@ -260,9 +262,12 @@ def calibrate(
     for head, columns in HEADS.items():
         scaled[:, columns] /= temperatures[head]
         if blend is not None:
+            if lexical is None:
+                raise ValueError("a blend stacks the lexical model's probabilities: lexical is required")
             a, b, c = blend[head]
             scaled[:, columns] = a * scaled[:, columns] + b * logit(lexical[:, columns]) + c
-    return expit(scaled)
+    probabilities: np.ndarray = expit(scaled)
+    return probabilities
 
 
 def calibrate_types(
@@ -272,6 +277,8 @@ def calibrate_types(
     ``softmax(logit / T)``, with ``blend`` ``softmax(a * logit / T + b * log(lexical_types) + c)``."""
     scaled = np.array(logits[:, TYPES], dtype=np.float64) / temperature
     if blend is not None:
+        if lexical_types is None:
+            raise ValueError("a type blend stacks the lexical model's type probabilities: lexical_types is required")
         a, b, *c = blend
         scaled = a * scaled + b * np.log(np.clip(lexical_types, 1e-6, 1.0)) + np.asarray(c)
     return softmax(scaled)
@@ -279,7 +286,8 @@ def calibrate_types(
 
 def softmax(z: np.ndarray) -> np.ndarray:
     shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def lexical_parts(lexical: BaselineClassifier, texts: Sequence[IssueText]) -> tuple[np.ndarray, np.ndarray]:
@@ -293,7 +301,7 @@ def lexical_parts(lexical: BaselineClassifier, texts: Sequence[IssueText]) -> tu
     ).reshape(len(predictions), len(LABELS))
     if any("type_scores" not in p.extra for p in predictions):
         raise ValueError(f"lexical model {lexical.version} has no issue-type head")
-    types = np.array([[p.extra["type_scores"][k] for k in ISSUE_TYPES] for p in predictions], dtype=np.float64)
+    types = np.array([[type_scores(p)[k] for k in ISSUE_TYPES] for p in predictions], dtype=np.float64)
     return labels, types.reshape(len(predictions), len(ISSUE_TYPES))
 
 
@@ -502,18 +510,21 @@ def length_groups(order: Sequence[int], lengths: Sequence[int], batch_size: int)
 
 def _torch_network(model: MultiTaskBert) -> Network:
     def run(batch: dict[str, torch.Tensor]) -> np.ndarray:
-        return model(**batch).float().cpu().numpy().astype(np.float64)
+        logits: torch.Tensor = model(**batch)
+        return logits.float().cpu().numpy().astype(np.float64)
 
     return run
 
 
-def quantize_encoder(encoder: nn.Module) -> nn.Module:
-    """int8 dynamic quantisation of the encoder's linear layers (the heads stay float32)."""
+def quantize_encoder(encoder: _M) -> _M:
+    """int8 dynamic quantisation of the encoder's linear layers (the heads stay float32): a copy
+    of ``encoder``, of its class, with quantised linear layers in place of the float ones."""
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notices point to torchao
-        return quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8)
+        quantized: _M = quantize_dynamic(encoder, {nn.Linear}, dtype=torch.qint8)
+    return quantized
 
 
 def _canonical(value: Any) -> str:

@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -226,8 +226,9 @@ def fit_bert(
     temperatures["types"] = fit_type_temperature(hold_logits[:, TYPES], hold_t)
     lexical = fit_baseline(fit_issues) if config.blend_lexical else None
     hold_lexical, hold_lexical_types = lexical_scores(lexical, hold_issues), lexical_type_scores(lexical, hold_issues)
-    blend = fit_blend(calibrate(hold_logits, temperatures), hold_lexical, hold_y) if lexical else None
+    blend = fit_blend(calibrate(hold_logits, temperatures), hold_lexical, hold_y) if hold_lexical is not None else None
     if blend is not None:
+        assert hold_lexical_types is not None  # a blend is fitted with the lexical model only
         hold_types = calibrate_types(hold_logits, temperatures["types"])
         blend["types"] = fit_type_blend(hold_types, hold_lexical_types, hold_t)
     thresholds = tune_thresholds(calibrate(hold_logits, temperatures, blend, hold_lexical), hold_y, config)
@@ -265,6 +266,7 @@ def fit_bert(
         "holdout": _scores_summary(classifier, hold_issues),
     }
     if dev and lexical:
+        assert hold_lexical is not None  # lexical_scores gives scores whenever there is a lexical model
         report["dev_parts"] = _part_figures(
             model, hold_logits, hold_lexical, hold_y, dev_cache, dev, temperatures, lexical, config, target
         )
@@ -569,10 +571,10 @@ def _remove_pos_weight_offset(model: MultiTaskBert, pos_weight: np.ndarray, clas
             (model.theme_head, _THEMES),
             (model.subtheme_head, _SUBTHEMES),
         ):
-            head.bias -= offsets[columns].to(head.bias.device)
+            head.bias.sub_(offsets[columns].to(head.bias.device))
         if class_weight is not None:
             type_offsets = torch.tensor(np.log(class_weight), dtype=torch.float32)
-            model.type_head.bias -= type_offsets.to(model.type_head.bias.device)
+            model.type_head.bias.sub_(type_offsets.to(model.type_head.bias.device))
 
 
 def fit_temperature(logits: np.ndarray, truth: np.ndarray) -> float:
@@ -770,10 +772,18 @@ def _on_cpu(classifier: BertClassifier, quantize: bool | None) -> BertClassifier
     return BertClassifier.from_bytes(classifier._raw, device="cpu", quantize=quantize, lexical=classifier.lexical)
 
 
+@overload
+def lexical_scores(lexical: BaselineClassifier, issues: Sequence[LabeledIssue]) -> np.ndarray: ...
+@overload
+def lexical_scores(lexical: None, issues: Sequence[LabeledIssue]) -> None: ...
 def lexical_scores(lexical: BaselineClassifier | None, issues: Sequence[LabeledIssue]) -> np.ndarray | None:
     return lexical.scores([normalize(i.title, i.body) for i in issues]) if lexical else None
 
 
+@overload
+def lexical_type_scores(lexical: BaselineClassifier, issues: Sequence[LabeledIssue]) -> np.ndarray: ...
+@overload
+def lexical_type_scores(lexical: None, issues: Sequence[LabeledIssue]) -> None: ...
 def lexical_type_scores(lexical: BaselineClassifier | None, issues: Sequence[LabeledIssue]) -> np.ndarray | None:
     return lexical_parts(lexical, [i.text() for i in issues])[1] if lexical else None
 

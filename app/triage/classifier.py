@@ -44,6 +44,14 @@ class Prediction:
     abstain_reason: str | None = None
 
 
+def type_scores(prediction: Prediction) -> Mapping[str, float]:
+    """``extra["type_scores"]``: the type head's probability per issue type; empty for a model without one."""
+    scores = prediction.extra.get("type_scores") or {}
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"extra['type_scores'] of {prediction.model} is not a mapping: {scores!r}")
+    return scores
+
+
 @runtime_checkable
 class Classifier(Protocol):
     """Texts in, one prediction per text out, in the same order."""

@@ -15,8 +15,9 @@ from app.config import keep_hub_offline
 
 keep_hub_offline()
 
-from transformers import AutoModel, AutoTokenizer, BertModel, PreTrainedTokenizerBase
-from transformers.utils import logging as hf_logging
+# After keep_hub_offline: the Hub reads HF_HUB_OFFLINE when transformers is imported.
+from transformers import AutoModel, AutoTokenizer, BertModel, PreTrainedTokenizerBase  # noqa: E402
+from transformers.utils import logging as hf_logging  # noqa: E402
 
 BASE_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 BASE_WEIGHTS = "model.safetensors"

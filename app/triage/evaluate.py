@@ -18,7 +18,7 @@ those the annotators called PTM-related.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,8 +60,9 @@ def evaluate(classifier: Classifier, issues: Sequence[LabeledIssue], batch_size:
 
 
 def _false_positive_rates(issues: Sequence[LabeledIssue], pred_ptm: np.ndarray) -> dict[str, dict[str, Any]]:
-    groups = {"all": lambda i: True, "high_confidence": lambda i: i.confidence == "high",
-              "other": lambda i: i.confidence != "high"}
+    groups: dict[str, Callable[[LabeledIssue], bool]] = {
+        "all": lambda i: True, "high_confidence": lambda i: i.confidence == "high",
+        "other": lambda i: i.confidence != "high"}
     rates = {}
     for name, member in groups.items():
         called = [int(pred_ptm[j]) for j, issue in enumerate(issues) if not issue.ptm and member(issue)]
@@ -188,7 +189,7 @@ def _indicator(codes: Sequence[str], rows: Sequence[Sequence[str]]) -> np.ndarra
     return matrix
 
 
-def _round(value: float) -> float:
+def _round(value: float | np.floating[Any]) -> float:
     return round(float(value), 4)
 
 

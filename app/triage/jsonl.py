@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from app.triage.classifier import Classifier, IssueText, Prediction
+from app.triage.classifier import Classifier, IssueText, Prediction, type_scores
 from app.triage.data import read_jsonl
 
 SCORE_DIGITS = 6
@@ -25,7 +25,7 @@ def prediction_to_record(id: Any, pred: Prediction) -> dict[str, Any]:
         "subthemes": list(pred.subthemes),
         "subtheme_scores": {c: round(float(s), SCORE_DIGITS) for c, s in pred.subtheme_scores.items()},
         "type": pred.extra.get("type"),
-        "type_scores": {c: round(float(s), SCORE_DIGITS) for c, s in (pred.extra.get("type_scores") or {}).items()},
+        "type_scores": {c: round(float(s), SCORE_DIGITS) for c, s in type_scores(pred).items()},
         "model": pred.model,
         "abstain_reason": pred.abstain_reason,
     }

@@ -18,10 +18,14 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # for annotations only: at run time the network module is imported where it is used
+    from app.triage.bert_network import MultiTaskBert
 
 RUNTIMES = ("auto", "torch", "onnx")
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -52,7 +56,7 @@ class _Traceable(nn.Module):
     """``MultiTaskBert.forward`` with the attention mask built by hand (additive, ``[B, 1, 1, L]``),
     so that the tracer sees plain tensor operations."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: MultiTaskBert) -> None:
         super().__init__()
         self.model = model
 
@@ -66,7 +70,7 @@ class _Traceable(nn.Module):
         return self.model.heads(mean_pool(hidden, attention_mask))
 
 
-def export_graph(model: nn.Module) -> bytes:
+def export_graph(model: MultiTaskBert) -> bytes:
     """The model (in eval mode, float32, CPU) as an ONNX graph with dynamic batch and length."""
     example = {
         "input_ids": torch.tensor([[101, 2023, 102], [101, 102, 0]]),
@@ -80,7 +84,8 @@ def export_graph(model: nn.Module) -> bytes:
         torch.onnx.export(
             _Traceable(model).eval(),
             tuple(example[name] for name in _INPUTS),
-            buffer,
+            # ``f`` is annotated as a path, but the TorchScript exporter (dynamo=False) writes to a BytesIO too
+            buffer,  # type: ignore[arg-type]
             input_names=list(_INPUTS),
             output_names=["logits"],
             dynamic_axes=axes,

@@ -12,6 +12,7 @@ take their mean as the next estimate. Issues whose labels a person set count as 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 
@@ -19,6 +20,10 @@ SHARE_BOUNDS = (0.005, 0.995)
 """An estimate never leaves these bounds: a share of exactly 0 or 1 cannot be moved from again."""
 
 
+@overload
+def correct_prior(p: np.ndarray, share: float, train_share: float) -> np.ndarray: ...
+@overload
+def correct_prior(p: float, share: float, train_share: float) -> float: ...
 def correct_prior(p: np.ndarray | float, share: float, train_share: float) -> np.ndarray | float:
     """Bayes' rule on the odds: move probabilities made at ``train_share`` to ``share``."""
     for name, value in (("share", share), ("train_share", train_share)):

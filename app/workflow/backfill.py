@@ -139,7 +139,7 @@ def _describe(exc: Exception) -> str:
 
 
 def _start(session: Session, repository_id: int) -> Backfill:
-    backfill = session.get(Backfill, repository_id)
+    backfill = session.get_one(Backfill, repository_id)  # scheduled before it is run
     backfill.status, backfill.error, backfill.finished_at = "running", None, None
     backfill.started_at = backfill.started_at or utcnow()
     return backfill
@@ -147,7 +147,7 @@ def _start(session: Session, repository_id: int) -> Backfill:
 
 def _fail(services: Services, repository_id: int, error: str) -> None:
     with services.db.session() as session:
-        backfill = session.get(Backfill, repository_id)
+        backfill = session.get_one(Backfill, repository_id)
         backfill.status, backfill.error = "failed", error
 
 
@@ -194,7 +194,7 @@ def _store_page_once(services: Services, repository_id: int, items: list[dict[st
     issues = [item for item in items if "pull_request" not in item]
     with services.db.session() as session:
         rows = [_track(session, issue, created, policy)
-                for issue, created in add_missing_issues(session, session.get(Repository, repository_id), issues)]
+                for issue, created in add_missing_issues(session, session.get_one(Repository, repository_id), issues)]
         predicted = predicted_issue_ids(session, [issue.id for issue in rows], services.classifier.version)
         work = [_Work(labelling.target_of(issue), _writes_labels(config, issue, policy)) for issue in rows
                 if issue.id not in predicted and _classifies(config, issue)]
@@ -227,7 +227,7 @@ async def _classify_and_apply(services: Services, gh: GitHubClient, work: list[_
     if not work:
         return
     predictions = await labelling.classify(services, [item.target.text for item in work])
-    for item, prediction in zip(work, predictions):
+    for item, prediction in zip(work, predictions, strict=True):  # one prediction per text
         await labelling.apply(services, gh, item.target, prediction, policy, write=item.write)
 
 
@@ -235,7 +235,7 @@ def _advance(services: Services, repository_id: int, page: int, fetched: Page, i
     """The page is done: move ``next_page`` on and count its issues (counted from the database,
     so a page done twice over an interruption counts once)."""
     with services.db.session() as session:
-        backfill = session.get(Backfill, repository_id)
+        backfill = session.get_one(Backfill, repository_id)
         backfill.next_page = page + 1
         backfill.last_page = fetched.last_page or (page if fetched.next_page is None else backfill.last_page)
         backfill.imported += len(issue_ids)
@@ -332,15 +332,15 @@ async def _scheduled_repository(services: Services, github: GitHubClientFactory,
     with services.db.session() as session:
         repo = repository_by_name(session, full_name)
         if repo is not None and repo.installation_id is not None:
-            return _rearm(session, repo)
+            return _rearm(session, repo, repo.installation_id)
     installation, data = await _discover(github, full_name)
     with services.db.session() as session:
         upsert_installation(session, installation)
-        return _rearm(session, upsert_repository(session, data, installation["id"]))
+        return _rearm(session, upsert_repository(session, data, installation["id"]), installation["id"])
 
 
-def _rearm(session: Session, repo: Repository) -> int:
-    backfill = schedule_backfill(session, repo.id, repo.installation_id)
+def _rearm(session: Session, repo: Repository, installation_id: int) -> int:
+    backfill = schedule_backfill(session, repo.id, installation_id)
     if backfill.status == "done":
         backfill.status, backfill.next_page, backfill.imported, backfill.labelled = "pending", 1, 0, 0
         backfill.started_at = backfill.finished_at = None

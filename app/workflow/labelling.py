@@ -74,15 +74,16 @@ async def apply(
     have = {name.lower() for name in target.labels}
     to_add = [name for name in wanted if name.lower() not in have]
     to_remove = [n for n in target.labels if policy.is_app_label(n) and n.lower() not in wanted_lower]
-    writing = gh is not None and write
-    if writing and (to_add or to_remove):
+    writer = gh if write else None  # None: the prediction is recorded, no label is written
+    writing = writer is not None
+    if writer is not None and (to_add or to_remove):
         specs = [spec for spec in policy.all_labels() if spec.name in to_add]
-        await ensure_labels(gh, target.repo, specs, services.known_labels.setdefault(target.repo, set()))
-        await add_labels(gh, target.repo, target.number, to_add)
+        await ensure_labels(writer, target.repo, specs, services.known_labels.setdefault(target.repo, set()))
+        await add_labels(writer, target.repo, target.number, to_add)
         for name in to_remove:
-            await remove_label(gh, target.repo, target.number, name)
+            await remove_label(writer, target.repo, target.number, name)
     with services.db.session() as session:
-        issue = session.get(Issue, target.issue_id)
+        issue = session.get_one(Issue, target.issue_id)  # the target was read from this row
         add_prediction(
             session, issue, model_version=prediction.model, ptm=prediction.ptm,
             ptm_score=prediction.ptm_score, themes=list(prediction.themes),

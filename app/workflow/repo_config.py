@@ -33,14 +33,14 @@ from __future__ import annotations
 import base64
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
-from typing import Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
 
 import yaml
 from gidgethub import BadRequest
 from gidgethub.abc import GitHubAPI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 
 from app.github.client import is_rate_limited
 from app.services import Services
@@ -202,8 +202,7 @@ async def load(services: Services, gh: GitHubAPI | None, repository_id: int, ful
         return LoadedConfig(RepoSettings(), None)
     with services.db.session() as session:
         row = session.get(RepoConfig, repository_id)
-        fresh = row is not None and utcnow() - row.fetched_at < CACHE_TTL
-        if fresh:
+        if row is not None and utcnow() - row.fetched_at < CACHE_TTL:  # fresh
             return interpret(row, services.policy)
     fetched = await _fetch(gh, full_name)
     with services.db.session() as session:
@@ -223,15 +222,15 @@ def invalidate(services: Services, full_name: str) -> int:
     """Forget the cached configuration of a repository, or of every repository of the owner
     when the changed file is in the owner's ``.github`` repository."""
     owner, name = full_name.split("/", 1)
-    stale = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    stale = datetime(1970, 1, 1, tzinfo=UTC)
     which = (
         Repository.full_name.istartswith(f"{owner}/", autoescape=True) if name == ".github"
         else func.lower(Repository.full_name) == full_name.lower()
     )
     with services.db.session() as session:
-        result = session.execute(
+        result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
             update(RepoConfig)
             .where(RepoConfig.repository_id.in_(select(Repository.id).where(which)))
             .values(fetched_at=stale)
-        )
+        ))
         return result.rowcount or 0

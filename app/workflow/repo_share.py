@@ -51,18 +51,19 @@ class Share:
 
 def current(services: Services, session: Session, repository_id: int) -> Share | None:
     """The share the repository's decisions are made at; None when the model is not calibrated."""
-    if services.classifier.train_ptm_share is None:
+    train_share = services.classifier.train_ptm_share
+    if train_share is None:
         return None
     row = session.get(RepoShare, repository_id)
     if row is not None:
         return Share(row.share, row.source, row.issues, row.known)
-    return _default(services)
+    return _default(services, train_share)
 
 
-def _default(services: Services, issues: int = 0, known: int = 0) -> Share:
+def _default(services: Services, train_share: float, issues: int = 0, known: int = 0) -> Share:
     if services.settings.ptm_share is not None:
         return Share(services.settings.ptm_share, "deployment", issues, known)
-    return Share(float(services.classifier.train_ptm_share), "training", issues, known)
+    return Share(float(train_share), "training", issues, known)
 
 
 def moved(prediction: Prediction, share: float, train_share: float) -> Prediction:
@@ -96,7 +97,7 @@ def reestimate(services: Services, repository_id: int) -> tuple[Share, Share] | 
         known = [services.policy.decode(issue.labels)[0] if issue.labels_locked_by_human else None
                  for issue, _ in scored]
         estimate = estimate_share([_raw(p) for _, p in scored], train_share, known=known,
-                                  start=_default(services).share)
+                                  start=_default(services, train_share).share)
         after = Share(estimate, "estimated", len(scored), sum(k is not None for k in known))
         row = session.get(RepoShare, repository_id) or RepoShare(repository_id=repository_id)
         row.share, row.source, row.issues, row.known = after.share, after.source, after.issues, after.known
