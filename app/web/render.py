@@ -32,7 +32,7 @@ svg{display:block;margin:.5rem 0;max-width:100%;height:auto}svg text{font-size:1
 """
 
 
-def render_dashboard(stats: dict, title: str = "PTM Triage", balanced: dict | None = None) -> str:
+def render_dashboard(stats: dict[str, Any], title: str = "PTM Triage", balanced: dict[str, Any] | None = None) -> str:
     """The whole page; a page saying so when no closed issue is tracked yet."""
     overall = stats.get("overall") if stats else None
     parts = [f"<h1>{escape(title)}</h1>"]
@@ -60,8 +60,8 @@ def render_dashboard(stats: dict, title: str = "PTM Triage", balanced: dict | No
 
 def _closed_count(group: dict[str, Any]) -> int:
     """Closed issues, and those left out for their language (the page says how many)."""
-    classified = group["ptm"]["n"] + group["non_ptm"]["n"]
-    return classified + group["unclassified_closed"] + group["excluded"].get("language", 0)
+    classified: int = group["ptm"]["n"] + group["non_ptm"]["n"]
+    return classified + int(group["unclassified_closed"]) + int(group["excluded"].get("language", 0))
 
 
 def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
