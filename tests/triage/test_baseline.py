@@ -141,11 +141,11 @@ def test_artifact_bytes_do_not_depend_on_the_process():
     """Two fresh processes with different hash seeds train byte-identical artifacts (fresh, so that
     thread settings other tests leave behind in this process play no part)."""
     code = (
-        "from tests.test_baseline import FAST, synthetic\n"
+        "from tests.triage.test_baseline import FAST, synthetic\n"
         "from app.triage.baseline import fit_baseline\n"
         "print(fit_baseline(synthetic(), FAST).version)"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     versions = {
         subprocess.run(
             [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,

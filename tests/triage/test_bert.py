@@ -54,7 +54,7 @@ from app.triage.onnx_runtime import resolve_runtime
 from app.triage.prior_shift import correct_prior
 from app.triage.registry import CARD_FILE, LEXICAL_DIR
 
-COMMITTED = Path(__file__).resolve().parents[1] / "models" / "bert"
+COMMITTED = Path(__file__).resolve().parents[2] / "models" / "bert"
 
 _PTM = [
     ("CUDA out of memory when loading SDXL", "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB", ["HR"], ["HR1"], "bug"),

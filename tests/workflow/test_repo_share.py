@@ -20,7 +20,7 @@ from app.workflow import backfill, labelling, repo_share
 from app.workflow.repo_config import RepoSettings
 from tests.e2e import POLICY
 from tests.github_sim import GitHubSimulator
-from tests.test_prior_shift import calibrated_sample
+from tests.triage.test_prior_shift import calibrated_sample
 
 REPO, INSTALLATION = "octo/speech", 8
 TRAIN_SHARE = 0.57
