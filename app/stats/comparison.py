@@ -39,6 +39,7 @@ from app.stats.resolution import (
     kruskal_wallis,
     mann_whitney,
 )
+from app.stats.results import Balanced, ChiSquare, ComparisonGroup
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
 MIN_EXPECTED = 5
@@ -77,12 +78,12 @@ def type_mix(records: Iterable[IssueRecord]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def chi_square(ptm: Sequence[IssueRecord], non_ptm: Sequence[IssueRecord]) -> dict[str, Any]:
+def chi_square(ptm: Sequence[IssueRecord], non_ptm: Sequence[IssueRecord]) -> ChiSquare:
     """Chi-square test of independence of issue type and group, on the types present."""
     mix = {"ptm": type_mix(ptm), "non_ptm": type_mix(non_ptm)}
     types = sorted(set(mix["ptm"]) | set(mix["non_ptm"]))
     unknown = sum(r.type is None for r in (*ptm, *non_ptm))
-    result: dict[str, Any] = {
+    result: ChiSquare = {
         "chi2": None, "p": None, "dof": None, "comparable": None, "verdict": None,
         "types": types, "n": len(ptm) + len(non_ptm) - unknown, "excluded_unknown_type": unknown,
         "reason": None, "warning": None,
@@ -92,8 +93,9 @@ def chi_square(ptm: Sequence[IssueRecord], non_ptm: Sequence[IssueRecord]) -> di
     if result["reason"] is None:
         table = [[mix[group].get(t, 0) for t in types] for group in ("ptm", "non_ptm")]
         test = scipy_stats.chi2_contingency(table)
-        result.update(chi2=float(test.statistic), p=float(test.pvalue), dof=int(test.dof))
-        result["comparable"] = result["p"] >= ALPHA
+        p = float(test.pvalue)
+        result["chi2"], result["p"], result["dof"] = float(test.statistic), p, int(test.dof)
+        result["comparable"] = p >= ALPHA
         result["verdict"] = COMPARABLE if result["comparable"] else DIFFERS
         low = int((test.expected_freq < MIN_EXPECTED).sum())
         if low * 5 > test.expected_freq.size:
@@ -130,7 +132,7 @@ def theme_days(records: Iterable[IssueRecord], field: str, codes: Sequence[str])
 
 
 def comparison_group(ptm: Sequence[IssueRecord], non_ptm: Sequence[IssueRecord],
-                     available: dict[str, int]) -> dict[str, Any]:
+                     available: dict[str, int]) -> ComparisonGroup:
     """The GROUP block for a balanced sample (``ptm`` and ``non_ptm`` of equal size)."""
     ptm_days = [_closed_days(r) for r in ptm]
     non_ptm_days = [_closed_days(r) for r in non_ptm]
@@ -157,7 +159,7 @@ def _exclusion(ptm: int, non_ptm: int) -> str | None:
     return f"no closed {' and no closed '.join(missing)} issues" if missing else None
 
 
-def balanced_comparison(records: Iterable[IssueRecord], *, seed: int = 0, repo: str | None = None) -> dict[str, Any]:
+def balanced_comparison(records: Iterable[IssueRecord], *, seed: int = 0, repo: str | None = None) -> Balanced:
     """The balanced comparison pooled and per repository (sorted by name).
 
     With ``repo`` only that repository counts (case-insensitively), as in
@@ -171,7 +173,7 @@ def balanced_comparison(records: Iterable[IssueRecord], *, seed: int = 0, repo: 
             groups = by_repo.setdefault(record.repo, {True: [], False: []})
             if record.closed is not None and record.ptm is not None:
                 groups[record.ptm].append(record)
-    repositories: dict[str, dict[str, Any]] = {}
+    repositories: dict[str, ComparisonGroup] = {}
     excluded: dict[str, str] = {}
     pooled: dict[bool, list[IssueRecord]] = {True: [], False: []}
     for name in sorted(by_repo):

@@ -31,10 +31,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from scipy import stats as scipy_stats
 
+from app.stats.results import GroupStats, KruskalWallis, MannWhitney, Stats, Summary
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
 ALPHA = 0.05  # the significance level of every test the app reports
@@ -153,7 +153,7 @@ def box_summary(days: Sequence[int]) -> Box | None:
     return Box(q1, median, q3, inside[0], inside[-1], outliers)
 
 
-def describe(days: Iterable[int]) -> dict[str, Any]:
+def describe(days: Iterable[int]) -> Summary:
     values = sorted(days)
     if not values:
         return {"n": 0, "mean": None, "median": None, "p90": None, "max": None, "days": []}
@@ -182,8 +182,8 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def mann_whitney(ptm: Sequence[int], non_ptm: Sequence[int]) -> dict[str, Any]:
-    result: dict[str, Any] = {
+def mann_whitney(ptm: Sequence[int], non_ptm: Sequence[int]) -> MannWhitney:
+    result: MannWhitney = {
         "u": None,
         "p": None,
         "alternative": "greater",
@@ -207,11 +207,11 @@ def mann_whitney(ptm: Sequence[int], non_ptm: Sequence[int]) -> dict[str, Any]:
     return result
 
 
-def kruskal_wallis(theme_days: Mapping[str, Sequence[int]]) -> dict[str, Any]:
+def kruskal_wallis(theme_days: Mapping[str, Sequence[int]]) -> KruskalWallis:
     """``n`` counts the resolution times in the test: an issue once per theme it takes part in."""
     samples = [list(days) for days in theme_days.values() if len(days) >= MIN_THEME_GROUP]
-    result: dict[str, Any] = {"h": None, "p": None, "groups": len(samples), "n": sum(map(len, samples)),
-                              "reason": None}
+    result: KruskalWallis = {"h": None, "p": None, "groups": len(samples), "n": sum(map(len, samples)),
+                             "reason": None}
     if len(samples) < 2:
         result["reason"] = (
             f"too few themes: {len(samples)} with at least {MIN_THEME_GROUP} closed PTM issues "
@@ -233,7 +233,7 @@ GROUP_OF = {True: "ptm", False: "non_ptm", None: "unclassified"}
 
 
 def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
-                now: datetime | None = None) -> dict[str, Any]:
+                now: datetime | None = None) -> GroupStats:
     """The GROUP block of :func:`compute_stats` for ``records``; open ages are taken at ``now``."""
     today = as_utc(now or datetime.now(UTC))
     ptm: list[int] = []
@@ -272,7 +272,7 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
 
 
 def compute_stats(records: Iterable[IssueRecord], repo: str | None = None, *,
-                  filters: Filters = Filters(), now: datetime | None = None) -> dict[str, Any]:
+                  filters: Filters = Filters(), now: datetime | None = None) -> Stats:
     """Statistics overall and per repository (sorted by name).
 
     With ``repo`` only that repository's records count (compared

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.services import Services
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution_days
+from app.stats.results import Balanced, Stats
 from app.store.models import Issue, Prediction, RepoConfig, Repository
 from app.store.queries import (
     delivery_counts,
@@ -98,12 +99,12 @@ def stats_filters(
     return Filters(include_not_planned=include_not_planned, include_bots=include_bots)
 
 
-def balanced(records: list[IssueRecord], filters: Filters, seed: int, repo: str | None) -> dict[str, Any]:
+def balanced(records: list[IssueRecord], filters: Filters, seed: int, repo: str | None) -> Balanced:
     kept = [r for r in records if filters.exclusion(r) is None]
     return balanced_comparison(kept, seed=seed, repo=repo)
 
 
-@router.get("/api/stats")
+@router.get("/api/stats", response_model=Stats | Balanced)
 def stats(
     services: ServicesDep,
     session: SessionDep,
@@ -111,7 +112,7 @@ def stats(
     method: Method = Query("raw", description=METHOD_HELP),
     seed: int = Query(0, description="sampling seed of the balanced method"),
     filters: Filters = Depends(stats_filters),
-) -> dict[str, Any]:
+) -> Stats | Balanced:
     name, records = issue_records(session, services, repo)
     if method == "balanced":
         return balanced(records, filters, seed, name)

@@ -15,10 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from html import escape
-from typing import Any
 
 from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, fmt_number, fmt_p
 from app.stats.resolution import ALPHA, box_summary
+from app.stats.results import (
+    Balanced,
+    ChiSquare,
+    ComparisonGroup,
+    GroupStats,
+    KruskalWallis,
+    MannWhitney,
+    Stats,
+    Summary,
+)
 from app.taxonomy import THEMES
 
 _CSS = """
@@ -32,7 +41,7 @@ svg{display:block;margin:.5rem 0;max-width:100%;height:auto}svg text{font-size:1
 """
 
 
-def render_dashboard(stats: dict[str, Any], title: str = "PTM Triage", balanced: dict[str, Any] | None = None) -> str:
+def render_dashboard(stats: Stats, title: str = "PTM Triage", balanced: Balanced | None = None) -> str:
     """The whole page; a page saying so when no closed issue is tracked yet."""
     overall = stats.get("overall") if stats else None
     parts = [f"<h1>{escape(title)}</h1>"]
@@ -58,13 +67,13 @@ def render_dashboard(stats: dict[str, Any], title: str = "PTM Triage", balanced:
     )
 
 
-def _closed_count(group: dict[str, Any]) -> int:
+def _closed_count(group: GroupStats) -> int:
     """Closed issues, and those left out for their language (the page says how many)."""
     classified: int = group["ptm"]["n"] + group["non_ptm"]["n"]
     return classified + int(group["unclassified_closed"]) + int(group["excluded"].get("language", 0))
 
 
-def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
+def _section(anchor: str, heading: str, group: GroupStats) -> str:
     parts = [f'<section id="{anchor}"><h2>{escape(heading)}</h2>']
     if not _closed_count(group):
         parts += ['<p class="empty">No closed issues tracked yet.</p>', _open_line(group["open"])]
@@ -84,12 +93,12 @@ def _section(anchor: str, heading: str, group: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _groups_plot(group: dict[str, Any], caption: str) -> str:
+def _groups_plot(group: GroupStats | ComparisonGroup, caption: str) -> str:
     return _box_plot([("PTM", "PTM issues", group["ptm"]["days"], PTM_COLOUR),
                       ("non-PTM", "non-PTM issues", group["non_ptm"]["days"], NON_PTM_COLOUR)], caption)
 
 
-def _balanced_section(balanced: dict[str, Any]) -> str:
+def _balanced_section(balanced: Balanced) -> str:
     pooled = balanced["pooled"]
     parts = [
         '<section id="balanced"><h2>Balanced comparison</h2>',
@@ -112,7 +121,7 @@ def _balanced_section(balanced: dict[str, Any]) -> str:
     return "\n".join(part for part in parts if part)
 
 
-def _balanced_table(repositories: dict[str, dict[str, Any]]) -> str:
+def _balanced_table(repositories: dict[str, ComparisonGroup]) -> str:
     rows = []
     for name, group in repositories.items():
         chi, mw = group["chi_square"], group["mann_whitney"]
@@ -134,13 +143,13 @@ def _excluded_list(excluded: dict[str, str]) -> str:
     return f"<p>Left out:</p><ul>{items}</ul>"
 
 
-def _chi_square_line(test: dict[str, Any]) -> str:
+def _chi_square_line(test: ChiSquare) -> str:
     head = "<strong>Chi-square</strong> (issue-type mix, PTM vs non-PTM): "
     warning = f' <span class="reason">Warning: {escape(test["warning"])}.</span>' if test["warning"] else ""
     if test["p"] is None:
         return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span>{warning}</p>'
     return (
-        f'<p class="test">{head}<strong>{escape(test["verdict"])}</strong>: χ² = {fmt_number(test["chi2"], 2)}, '
+        f'<p class="test">{head}<strong>{escape(str(test["verdict"]))}</strong>: χ² = {fmt_number(test["chi2"], 2)}, '
         f"dof = {test['dof']}, p = {fmt_p(test['p'])} ({len(test['types'])} types, n = {test['n']}){warning}</p>"
     )
 
@@ -149,11 +158,11 @@ def _row(cells: Sequence[str]) -> str:
     return "<tr>" + "".join(cells) + "</tr>"
 
 
-def _desc_cells(desc: dict[str, Any]) -> list[str]:
+def _desc_cells(desc: Summary) -> list[str]:
     return [f"<td>{fmt_number(desc[key])}</td>" for key in ("n", "mean", "median", "p90", "max")]
 
 
-def _summary_table(group: dict[str, Any]) -> str:
+def _summary_table(group: GroupStats) -> str:
     opened = group["open"]
     rows = [
         _row(["<td>PTM</td>", *_desc_cells(group["ptm"]), f"<td>{opened['ptm']}</td>"]),
@@ -171,7 +180,7 @@ def _summary_table(group: dict[str, Any]) -> str:
     )
 
 
-def _theme_table(themes: dict[str, dict[str, Any]]) -> str:
+def _theme_table(themes: dict[str, Summary]) -> str:
     rows = [
         _row([f"<td>{escape(code)}</td>", f'<td class="name">{escape(name)}</td>', *_desc_cells(themes[code])])
         for code, name in THEMES.items() if code in themes
@@ -187,7 +196,7 @@ def _verdict(p: float) -> str:
     return f"significant at α = {ALPHA}" if p < ALPHA else f"not significant at α = {ALPHA}"
 
 
-def _mann_whitney_line(test: dict[str, Any]) -> str:
+def _mann_whitney_line(test: MannWhitney) -> str:
     head = "<strong>Mann-Whitney U</strong> (one-sided, PTM resolution times greater than non-PTM): "
     if test["p"] is None:
         return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span></p>'
@@ -198,7 +207,7 @@ def _mann_whitney_line(test: dict[str, Any]) -> str:
     )
 
 
-def _kruskal_line(test: dict[str, Any]) -> str:
+def _kruskal_line(test: KruskalWallis) -> str:
     head = "<strong>Kruskal-Wallis H</strong> across themes: "
     if test["p"] is None:
         return f'<p class="test">{head}<span class="reason">not run: {escape(str(test["reason"]))}</span></p>'
@@ -208,7 +217,7 @@ def _kruskal_line(test: dict[str, Any]) -> str:
     )
 
 
-def _epsilon(test: dict[str, Any]) -> str:
+def _epsilon(test: KruskalWallis) -> str:
     value = test.get("epsilon_squared")
     return "" if value is None else f", ε² = {fmt_number(value, 3)}"
 

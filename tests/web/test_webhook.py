@@ -192,3 +192,9 @@ def test_openapi_describes_what_each_json_route_answers(client: TestClient) -> N
                         ("/api/backfill", "Backfills")]:
         schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": f"#/components/schemas/{model}"}, path
+
+
+def test_openapi_describes_both_shapes_of_the_statistics(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["paths"]["/api/stats"]["get"]["responses"]["200"]["content"]
+    refs = {item["$ref"] for item in schema["application/json"]["schema"]["anyOf"]}
+    assert refs == {"#/components/schemas/Stats", "#/components/schemas/Balanced"}
