@@ -18,6 +18,12 @@ split of ``app.triage.bert_train``, seed 13) and reports dev.jsonl's figures
     .venv/bin/python benchmarks/bert_variants.py seeds NAME MODEL_DIR MODEL_DIR MODEL_DIR
 
 Each writes ``benchmarks/results/variant-<name>.json`` and prints its figures.
+
+Runs on the 5,011-issue split (issue 11; 2 cores, two runs side by side, one core each):
+- seed 13, the shipped ``models/bert`` (``ptm-triage train --kind bert``; 73 min): bert-minilm@9a47d557df22;
+- seed 7 (``recipe split5011-seed-7 '{"seed": 7}'``; about 70 min): bert-minilm@c470990f2916;
+- both on dev with mean and spread: ``seeds split5011 models/bert A-s7`` (``variant-seeds-split5011.json``);
+  the model shipped before, bert-minilm@6df5fb79afbe (old split), is in ``variant-seeds-check.json``.
 """
 
 from __future__ import annotations
