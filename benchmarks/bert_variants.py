@@ -14,6 +14,8 @@ split of ``app.triage.bert_train``, seed 13) and reports dev.jsonl's figures
     .venv/bin/python benchmarks/bert_variants.py subthemes models/bert
     # a trained model with its sub-theme thresholds chosen by today's BertTrainConfig
     .venv/bin/python benchmarks/bert_variants.py retune MODEL_DIR OUT_DIR
+    # a learning-curve point: the shipped recipe fitted on 25% of the fitting rows (same held-out slice)
+    .venv/bin/python benchmarks/bert_variants.py recipe curve-25 '{"fit_fraction": 0.25}'
     # one recipe's seeds on dev: every figure with its mean and standard deviation
     .venv/bin/python benchmarks/bert_variants.py seeds NAME MODEL_DIR MODEL_DIR MODEL_DIR
 

@@ -112,6 +112,7 @@ class BertTrainConfig:
     max_tokens: int = 256
     seed: int = 13  # initialisation and data order
     split_seed: int = 13  # the held-out slice: the same for every seed, so seeds compare
+    fit_fraction: float = 1.0  # learning curves: fit on this share of the fitting rows; the held-out slice stays
 
 
 @dataclass
@@ -282,10 +283,17 @@ def fit_bert(
 
 
 def holdout_split(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> tuple[list[int], list[int]]:
-    """Row indices to fit on and to hold out: a split stratified by PTM, seeded by ``config.split_seed``."""
+    """Row indices to fit on and to hold out: a split stratified by PTM, seeded by ``config.split_seed``.
+
+    With ``config.fit_fraction`` below 1 the fitting rows are a stratified subset of that share
+    (the same held-out rows, so the points of a learning curve are tuned and compared alike)."""
+    if not 0.0 < config.fit_fraction <= 1.0:
+        raise ValueError(f"fit_fraction must be in (0, 1], got {config.fit_fraction}")
     rows = np.arange(len(issues))
     ptm = np.array([i.ptm for i in issues])
     fit, hold = train_test_split(rows, test_size=config.holdout, stratify=ptm, random_state=config.split_seed)
+    if config.fit_fraction < 1.0:
+        fit, _ = train_test_split(fit, train_size=config.fit_fraction, stratify=ptm[fit], random_state=config.split_seed)
     return sorted(fit.tolist()), sorted(hold.tolist())
 
 

@@ -335,6 +335,18 @@ def test_device_selection() -> None:
             resolve_device("cuda")
 
 
+def test_a_learning_curve_point_fits_on_a_share_and_keeps_the_held_out_slice(tiny: Path) -> None:
+    issues = load_many([tiny.parent / "train.jsonl"]) * 4  # enough rows for a stratified half
+    full_fit, hold = holdout_split(issues, BertTrainConfig())
+    half_fit, same_hold = holdout_split(issues, BertTrainConfig(fit_fraction=0.5))
+    assert same_hold == hold and set(half_fit) < set(full_fit)
+    assert abs(len(half_fit) - len(full_fit) / 2) <= 1
+    share = sum(issues[i].ptm for i in half_fit) / len(half_fit)
+    assert abs(share - sum(issues[i].ptm for i in full_fit) / len(full_fit)) < 0.1
+    with pytest.raises(ValueError, match="fit_fraction must be in"):
+        holdout_split(issues, BertTrainConfig(fit_fraction=0.0))
+
+
 def test_threshold_tuning_and_reweighted_precision() -> None:
     scores = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
     truth = np.array([1, 1, 0, 0, 0])
