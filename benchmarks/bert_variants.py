@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from locations import DATA, RESULTS
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
@@ -59,10 +60,6 @@ from app.triage.bert_train import (
 )
 from app.triage.data import LabeledIssue, load_jsonl
 from app.triage.encoder import load_base
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def main() -> None:

@@ -8,22 +8,16 @@ Prints them (score, confidence and agreement of the annotation, URL, title) and 
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
+
+from locations import DATA, RESULTS, model_parser
 
 from app.triage.data import load_jsonl
 from app.triage.loader import load_classifier
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="bert")
-    parser.add_argument("--model-dir", type=Path)
+    parser = model_parser(__doc__)
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args()
     classifier = load_classifier(args.model, args.model_dir)

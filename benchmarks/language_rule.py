@@ -13,15 +13,13 @@ Writes ``benchmarks/results/language-rule.json``.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+
+from locations import DATA, RESULTS
 
 from app.triage.data import load_jsonl
 from app.triage.language import MIN_FOREIGN_SHARE, foreign_share
 from app.triage.loader import load_classifier
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 CANDIDATES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 
 

@@ -19,12 +19,11 @@ Writes ``benchmarks/results/prior-shift-<model>.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from locations import DATA, RESULTS, model_parser
 
 from app.triage.data import load_jsonl
 from app.triage.labels import LabelPolicy
@@ -32,15 +31,9 @@ from app.triage.loader import load_classifier
 from app.triage.prior_shift import estimate_share, expected_calibration_error
 from app.workflow.repo_share import moved
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="bert")
-    parser.add_argument("--model-dir", type=Path)
+    parser = model_parser(__doc__)
     parser.add_argument("--shares", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.8])
     parser.add_argument("--size", type=int, default=200)
     parser.add_argument("--samples", type=int, default=50)

@@ -1,0 +1,18 @@
+"""Where the benchmarks read data and write figures (imported by the scripts beside it)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def model_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with the script's docstring as help and ``--model`` / ``--model-dir`` to choose the classifier."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="bert")
+    parser.add_argument("--model-dir", type=Path)
+    return parser
