@@ -2,7 +2,7 @@
 
 Every variant fits on train.jsonl's fitting rows, tunes on its held-out slice (the
 split of ``app.triage.bert_train``, seed 13) and reports dev.jsonl's figures
-(``app.triage.bert_train.quick_metrics``: PTM F1, theme and sub-theme micro/macro F1).
+(``app.triage.bert_calibration.quick_metrics``: PTM F1, theme and sub-theme micro/macro F1).
 
     # a training recipe: BertTrainConfig fields as JSON (about 9-18 minutes on 2 cores)
     .venv/bin/python benchmarks/bert_variants.py recipe full-10 '{"frozen_layers": 0, "epochs": 10, "patience": 3}'
@@ -45,19 +45,12 @@ from sklearn.linear_model import LogisticRegression
 
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 from app.triage.bert import BertClassifier, collate, encode, lexical_parts, logit
+from app.triage.bert_calibration import decide, quick_metrics, tune_thresholds
+from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import mean_pool
-from app.triage.bert_train import (
-    BertTrainConfig,
-    decide,
-    dev_figures,
-    fit_bert,
-    headline,
-    holdout_split,
-    quick_metrics,
-    retune_subthemes,
-    targets,
-    tune_thresholds,
-)
+from app.triage.bert_report import dev_figures, headline
+from app.triage.bert_targets import holdout_split, targets
+from app.triage.bert_train import fit_bert, retune_subthemes
 from app.triage.data import LabeledIssue, load_jsonl
 from app.triage.encoder import load_base
 

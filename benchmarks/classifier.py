@@ -34,7 +34,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, pipeline
 
 from app.triage.bert import BertClassifier, available_cores, build_model
-from app.triage.bert_train import headline
+from app.triage.bert_report import headline
 from app.triage.classifier import IssueText
 from app.triage.data import load_jsonl
 from app.triage.evaluate import evaluate

@@ -26,20 +26,12 @@ from app.triage.bert import (
     resolve_device,
     truncate_pair,
 )
+from app.triage.bert_calibration import best_threshold, fit_type_blend, fit_type_temperature, tune_thresholds
+from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import TYPES
-from app.triage.bert_train import (
-    BertTrainConfig,
-    best_threshold,
-    fit_type_blend,
-    fit_type_temperature,
-    holdout_split,
-    retune_subthemes,
-    reweighted_precision,
-    targets,
-    train_bert,
-    tune_thresholds,
-    type_weights,
-)
+from app.triage.bert_report import reweighted_precision
+from app.triage.bert_targets import holdout_split, targets, type_weights
+from app.triage.bert_train import retune_subthemes, train_bert
 from app.triage.classifier import Classifier, IssueText
 from app.triage.data import load_many
 from app.triage.encoder import (
