@@ -44,12 +44,14 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
-from app.triage.bert import BertClassifier, collate, encode, lexical_parts, logit
+from app.triage.bert import BertClassifier
 from app.triage.bert_calibration import decide, quick_metrics, tune_thresholds
 from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import mean_pool
 from app.triage.bert_report import dev_figures, headline
+from app.triage.bert_scores import lexical_parts, logit
 from app.triage.bert_targets import holdout_split, targets
+from app.triage.bert_text import collate, encode
 from app.triage.bert_train import fit_bert, retune_subthemes
 from app.triage.data import LabeledIssue, load_jsonl
 from app.triage.encoder import load_base

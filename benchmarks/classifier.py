@@ -33,10 +33,12 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertForSequenceClassification, pipeline
 
-from app.triage.bert import BertClassifier, available_cores, build_model
+from app.triage.bert import BertClassifier
+from app.triage.bert_artifact import build_model
 from app.triage.bert_report import headline
 from app.triage.classifier import IssueText
 from app.triage.data import load_jsonl
+from app.triage.devices import available_cores
 from app.triage.evaluate import evaluate
 from app.triage.normalize import normalize
 from app.triage.onnx_runtime import onnx_available

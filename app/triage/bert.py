@@ -26,35 +26,35 @@ Serving: the device is CUDA, then Apple MPS, then CPU (``PTM_TRIAGE_DEVICE`` ove
 the network runs on ONNX Runtime (``app.triage.onnx_runtime``, ``PTM_TRIAGE_RUNTIME``), on the
 GPUs on PyTorch (half precision on CUDA). Texts are sorted by length and run in batches that
 waste little on padding (``length_groups``).
+
+This module is the classifier; its parts live beside it: the input (``bert_text``), the
+network (``bert_network``), the artifact format (``bert_artifact``), calibration maths
+(``bert_scores``) and device choice (``devices``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
-from scipy.special import expit
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
+from app.taxonomy import ISSUE_TYPES
 from app.triage.baseline import BaselineClassifier
-from app.triage.bert_network import HEAD_PREFIXES, HEADS, OUTPUTS, TYPES, MultiTaskBert
-from app.triage.classifier import LABELS, IssueText, Prediction, thresholded, type_scores
-from app.triage.encoder import BASE_SHA256, load_base
-from app.triage.normalize import normalize
+from app.triage.bert_artifact import ModelSpec, build_model, content_digest, read_spec
+from app.triage.bert_network import OUTPUTS, MultiTaskBert
+from app.triage.bert_scores import calibrate, calibrate_types, lexical_parts
+from app.triage.bert_text import collate, encode
+from app.triage.classifier import LABELS, IssueText, Prediction, thresholded
+from app.triage.devices import available_cores, resolve_device, use_available_cores
 from app.triage.onnx_runtime import (
     OnnxNetwork,
     export_graph,
@@ -68,7 +68,6 @@ _M = TypeVar("_M", bound=nn.Module)
 
 KIND = BERT
 MODEL_FILE = ARTIFACT_FILES[BERT]
-NEVER = 1.01  # a threshold no probability reaches: the label abstains
 # most rows per model call; length_groups splits a call further where lengths differ
 DEFAULT_BATCH = {"cpu": 32, "cuda": 256, "mps": 64}
 # int8 stays opt-in: dynamic quantisation scales activations per batch, so an issue's scores depend on
@@ -77,237 +76,55 @@ QUANTIZE_ON_CPU = False
 Network = Callable[[dict[str, torch.Tensor]], np.ndarray]  # collated batch in, logits (float64) out
 SORT_WINDOW = 8  # predict_iter sorts this many batches' worth of texts by length at a time
 PADDING_WASTE = 0.1  # a batch closes before padding would add more than this share of its tokens
-_FORMAT = "2"  # 2: the type head
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the artifact needs besides its weights (stored in the safetensors header)."""
-
-    frozen_layers: int
-    max_tokens: int
-    train_ptm_share: float
-    temperatures: dict[str, float]
-    thresholds: dict[str, float]
-    base_sha256: str = BASE_SHA256
-    dropout: float = 0.1
-    # head -> [a, b, c] over (logit / T, lexical logit, 1); "types": [a, b, c_bug, c_enhancement, c_question]
-    blend: dict[str, list[float]] | None = None
-    lexical_version: str | None = None
-
-    def enabled_subthemes(self) -> tuple[str, ...]:
-        return tuple(c for c in SUBTHEME_CODES if self.thresholds[c] <= 1.0)
 
 
 # --- text -------------------------------------------------------------------------------------
 
-Encoded = tuple[list[int], int]  # token ids, and how many of them are segment A ([CLS] title [SEP])
 
 
-def truncate_pair(title: list[int], body: list[int], max_tokens: int) -> tuple[list[int], list[int]]:
-    """Fit title and body tokens into ``max_tokens`` with room for the special tokens.
-
-    The title keeps up to a quarter of the budget (more when the body is short);
-    a long body keeps its head (3/4 of what is left) and its tail (1/4).
-    """
-    if not body:
-        return title[: max_tokens - 2], []
-    budget = max_tokens - 3
-    title = title[: max(max_tokens // 4, budget - len(body))]
-    room = budget - len(title)
-    if len(body) <= room:
-        return title, body
-    head = math.ceil(room * 3 / 4)
-    return title, body[:head] + body[len(body) - (room - head) :]
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[IssueText], max_tokens: int) -> list[Encoded]:
-    if not texts:
-        return []
-    titles = [normalize(t.title, "") for t in texts]
-    bodies = [normalize("", t.body) for t in texts]
-    title_ids = tokenizer(titles, add_special_tokens=False)["input_ids"]
-    body_ids = tokenizer(bodies, add_special_tokens=False)["input_ids"]
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
-    encoded: list[Encoded] = []
-    for title, body in zip(title_ids, body_ids, strict=True):
-        title, body = truncate_pair(title, body, max_tokens)
-        first = [cls, *title, sep]
-        encoded.append((first + body + [sep] if body else first, len(first)))
-    return encoded
 
 
-def collate(batch: Sequence[Encoded], device: torch.device) -> dict[str, torch.Tensor]:
-    """Padded ``input_ids``, ``attention_mask`` and ``token_type_ids`` (dynamic padding)."""
-    width = max(len(ids) for ids, _ in batch)
-    ids = torch.zeros((len(batch), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    types = torch.zeros_like(ids)
-    for row, (tokens, first) in enumerate(batch):
-        ids[row, : len(tokens)] = torch.tensor(tokens)
-        mask[row, : len(tokens)] = 1
-        types[row, first : len(tokens)] = 1
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "token_type_ids": types.to(device)}
 
 
 # --- artifact ---------------------------------------------------------------------------------
 
 
-def pack_artifact(model: MultiTaskBert, spec: ModelSpec) -> bytes:
-    """The artifact bytes: trained layers in float16, heads in float32, ``spec`` in the header."""
-    tensors = {
-        k: (v.detach().to("cpu", torch.float32) if k.startswith(HEAD_PREFIXES) else v.detach().to("cpu", torch.float16))
-        for k, v in model.trained_state().items()
-    }
-    return save_tensors({k: t.contiguous() for k, t in sorted(tensors.items())}, {"format": _FORMAT, "spec": _canonical(asdict(spec))})
 
 
-def content_digest(raw: bytes) -> str:
-    """sha256 of what an artifact holds (its metadata, then each tensor's name, dtype, shape and
-    bytes, by name) rather than of its file bytes: safetensors writes the metadata entries in no
-    fixed order, so two writes of one model can differ byte for byte."""
-    header, data = _split_artifact(raw)
-    digest = hashlib.sha256(_canonical(header.pop("__metadata__", {})).encode())
-    for name in sorted(header):
-        entry = header[name]
-        start, end = entry["data_offsets"]
-        digest.update(_canonical([name, entry["dtype"], entry["shape"]]).encode())
-        digest.update(data[start:end])
-    return digest.hexdigest()
 
 
-def _split_artifact(raw: bytes) -> tuple[dict[str, Any], memoryview]:
-    """A safetensors file's JSON header and its data buffer (the offsets in the header count from its start)."""
-    size = int.from_bytes(raw[:8], "little")
-    return json.loads(raw[8 : 8 + size]), memoryview(raw)[8 + size :]
 
 
-def read_spec(raw: bytes) -> ModelSpec:
-    metadata = _split_artifact(raw)[0].get("__metadata__") or {}
-    if metadata.get("format") != _FORMAT or "spec" not in metadata:
-        raise ValueError("not a bert artifact of this version of the app")
-    fields = json.loads(metadata["spec"])
-    if set(fields.get("thresholds", ())) != set(LABELS):
-        raise ValueError("bert artifact labels do not match app.taxonomy")
-    if "types" not in fields.get("temperatures", {}) or (fields.get("blend") and "types" not in fields["blend"]):
-        raise ValueError("bert artifact has no issue-type head")
-    fields["thresholds"] = {label: fields["thresholds"][label] for label in LABELS}
-    return ModelSpec(**fields)
 
 
-def build_model(raw: bytes) -> tuple[MultiTaskBert, PreTrainedTokenizerBase, ModelSpec]:
-    """The base encoder with the artifact's layers and heads loaded over it (float32, CPU)."""
-    spec = read_spec(raw)
-    if spec.base_sha256 != BASE_SHA256:
-        raise ValueError(f"artifact was trained on base weights {spec.base_sha256}, this app has {BASE_SHA256}")
-    encoder, tokenizer = load_base()
-    model = MultiTaskBert(encoder, spec.frozen_layers, spec.dropout)
-    state = {k: v.float() for k, v in load_tensors(raw).items()}
-    expected = set(model.trained_state())
-    if set(state) != expected:
-        raise ValueError(f"bert artifact tensors do not match the model: {sorted(set(state) ^ expected)[:5]}")
-    model.load_state_dict(state, strict=False)
-    return model.eval(), tokenizer, spec
 
 
 # --- devices ----------------------------------------------------------------------------------
 
 
-def resolve_device(requested: str | None = None) -> torch.device:
-    """``requested`` (``PTM_TRIAGE_DEVICE``), else CUDA, then Apple MPS, then CPU."""
-    name = (requested or "auto").strip().lower()
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} requested but CUDA is not available")
-        if device.type == "mps" and not _mps_available():
-            raise RuntimeError(f"device {name!r} requested but Apple MPS is not available")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
-def use_available_cores() -> None:
-    torch.set_num_threads(available_cores())
 
 
-def _mps_available() -> bool:
-    mps = getattr(torch.backends, "mps", None)
-    return bool(mps and mps.is_available())
 
 
 # --- calibration and prior --------------------------------------------------------------------
 
 
-def calibrate(
-    logits: np.ndarray,
-    temperatures: dict[str, float],
-    blend: dict[str, list[float]] | None = None,
-    lexical: np.ndarray | None = None,
-) -> np.ndarray:
-    """Probabilities from raw logits (columns in ``LABELS`` order; type columns, if any, are
-    ignored): one temperature per head, then, with ``blend``, the stack with the lexical model's
-    probabilities ``lexical``."""
-    scaled = np.array(logits[:, : len(LABELS)], dtype=np.float64)
-    for head, columns in HEADS.items():
-        scaled[:, columns] /= temperatures[head]
-        if blend is not None:
-            if lexical is None:
-                raise ValueError("a blend stacks the lexical model's probabilities: lexical is required")
-            a, b, c = blend[head]
-            scaled[:, columns] = a * scaled[:, columns] + b * logit(lexical[:, columns]) + c
-    probabilities: np.ndarray = expit(scaled)
-    return probabilities
 
 
-def calibrate_types(
-    logits: np.ndarray, temperature: float, blend: list[float] | None = None, lexical_types: np.ndarray | None = None
-) -> np.ndarray:
-    """Type probabilities (columns in ``ISSUE_TYPES`` order) from the model's full logits:
-    ``softmax(logit / T)``, with ``blend`` ``softmax(a * logit / T + b * log(lexical_types) + c)``."""
-    scaled = np.array(logits[:, TYPES], dtype=np.float64) / temperature
-    if blend is not None:
-        if lexical_types is None:
-            raise ValueError("a type blend stacks the lexical model's type probabilities: lexical_types is required")
-        a, b, *c = blend
-        scaled = a * scaled + b * np.log(np.clip(lexical_types, 1e-6, 1.0)) + np.asarray(c)
-    return softmax(scaled)
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    shifted = np.exp(z - z.max(axis=1, keepdims=True))
-    probabilities: np.ndarray = shifted / shifted.sum(axis=1, keepdims=True)
-    return probabilities
 
 
-def lexical_parts(lexical: BaselineClassifier, texts: Sequence[IssueText]) -> tuple[np.ndarray, np.ndarray]:
-    """The lexical model's label probabilities (``LABELS`` columns) and type probabilities
-    (``ISSUE_TYPES`` columns), from one pass of its ``predict``."""
-    predictions = lexical.predict(list(texts))
-    labels = np.array(
-        [[p.ptm_score, *(p.theme_scores[c] for c in THEME_CODES), *(p.subtheme_scores[c] for c in SUBTHEME_CODES)]
-         for p in predictions],
-        dtype=np.float64,
-    ).reshape(len(predictions), len(LABELS))
-    if any("type_scores" not in p.extra for p in predictions):
-        raise ValueError(f"lexical model {lexical.version} has no issue-type head")
-    types = np.array([[type_scores(p)[k] for k in ISSUE_TYPES] for p in predictions], dtype=np.float64)
-    return labels, types.reshape(len(predictions), len(ISSUE_TYPES))
 
 
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1.0 - p))
 
 
 # --- serving ----------------------------------------------------------------------------------
@@ -527,5 +344,3 @@ def quantize_encoder(encoder: _M) -> _M:
     return quantized
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -9,11 +9,8 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from app.triage.bert import (
-    Encoded,
-    collate,
-)
 from app.triage.bert_network import TYPES, MultiTaskBert
+from app.triage.bert_text import Encoded, collate
 
 
 def cache_bottom(model: MultiTaskBert, encoded: Sequence[Encoded], device: torch.device, batch_size: int = 64) -> list[torch.Tensor]:

@@ -19,13 +19,10 @@ from app.taxonomy import (
     theme_of,
 )
 from app.triage.baseline import BaselineClassifier
-from app.triage.bert import (
-    NEVER,
-    lexical_parts,
-    logit,
-)
+from app.triage.bert_artifact import NEVER
 from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import HEADS, MultiTaskBert
+from app.triage.bert_scores import lexical_parts, logit
 from app.triage.classifier import LABELS, PTM
 from app.triage.data import LabeledIssue
 from app.triage.normalize import normalize

@@ -18,17 +18,13 @@ from app.taxonomy import (
     THEMES,
 )
 from app.triage.baseline import BaselineClassifier
-from app.triage.bert import (
-    NEVER,
-    BertClassifier,
-    ModelSpec,
-    calibrate,
-    pack_artifact,
-)
+from app.triage.bert import BertClassifier
+from app.triage.bert_artifact import NEVER, ModelSpec, pack_artifact
 from app.triage.bert_cache import top_logits
 from app.triage.bert_calibration import lexical_scores, lexical_type_scores, quick_metrics, tune_thresholds
 from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import TYPES, MultiTaskBert
+from app.triage.bert_scores import calibrate
 from app.triage.bert_targets import targets, type_targets
 from app.triage.classifier import LABELS, PTM
 from app.triage.data import LabeledIssue

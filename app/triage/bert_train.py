@@ -53,18 +53,8 @@ from app.taxonomy import (
     SUBTHEME_CODES,
 )
 from app.triage.baseline import fit_baseline
-from app.triage.bert import (
-    MODEL_FILE,
-    BertClassifier,
-    ModelSpec,
-    build_model,
-    calibrate,
-    calibrate_types,
-    encode,
-    pack_artifact,
-    resolve_device,
-    use_available_cores,
-)
+from app.triage.bert import MODEL_FILE, BertClassifier
+from app.triage.bert_artifact import ModelSpec, build_model, pack_artifact
 from app.triage.bert_cache import cache_bottom, length_batches, padded, top_logits
 from app.triage.bert_calibration import (
     fit_blend,
@@ -90,6 +80,7 @@ from app.triage.bert_report import (
     scores_summary,
     type_macro_f1,
 )
+from app.triage.bert_scores import calibrate, calibrate_types
 from app.triage.bert_targets import (
     holdout_split,
     label_counts,
@@ -99,8 +90,10 @@ from app.triage.bert_targets import (
     type_targets,
     type_weights,
 )
+from app.triage.bert_text import encode
 from app.triage.classifier import LABELS
 from app.triage.data import LabeledIssue, load_jsonl, load_many
+from app.triage.devices import resolve_device, use_available_cores
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
 from app.triage.registry import CARD_FILE, META_FILE
 

@@ -10,30 +10,19 @@ import pytest
 import torch
 
 from app.taxonomy import ISSUE_TYPES, SUBTHEME_CODES, THEME_CODES
-from app.triage.bert import (
-    LABELS,
-    MODEL_FILE,
-    NEVER,
-    QUANTIZE_ON_CPU,
-    BertClassifier,
-    build_model,
-    calibrate_types,
-    collate,
-    content_digest,
-    encode,
-    length_groups,
-    read_spec,
-    resolve_device,
-    truncate_pair,
-)
+from app.triage.bert import MODEL_FILE, QUANTIZE_ON_CPU, BertClassifier, length_groups
+from app.triage.bert_artifact import NEVER, build_model, content_digest, read_spec
 from app.triage.bert_calibration import best_threshold, fit_type_blend, fit_type_temperature, tune_thresholds
 from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import TYPES
 from app.triage.bert_report import reweighted_precision
+from app.triage.bert_scores import calibrate_types
 from app.triage.bert_targets import holdout_split, targets, type_weights
+from app.triage.bert_text import collate, encode, truncate_pair
 from app.triage.bert_train import retune_subthemes, train_bert
-from app.triage.classifier import Classifier, IssueText
+from app.triage.classifier import LABELS, Classifier, IssueText
 from app.triage.data import load_many
+from app.triage.devices import resolve_device
 from app.triage.encoder import (
     BASE_SHA256,
     BASE_WEIGHTS,
