@@ -24,7 +24,8 @@ Each writes ``benchmarks/results/variant-<name>.json`` and prints its figures.
 Runs on the 5,011-issue split (issue 11; 2 cores, two runs side by side, one core each):
 - seed 13, the shipped ``models/bert`` (``ptm-triage train --kind bert``; 73 min): bert-minilm@9a47d557df22;
 - seed 7 (``recipe split5011-seed-7 '{"seed": 7}'``; about 70 min): bert-minilm@c470990f2916;
-- both on dev with mean and spread: ``seeds split5011 models/bert A-s7`` (``variant-seeds-split5011.json``);
+- seed 21 (``recipe split5011-seed-21 '{"seed": 21}'``; 60 min): bert-minilm@7749e122a0bf;
+- the three on dev with mean and spread: ``seeds split5011 models/bert A-s7 A-s21`` (``variant-seeds-split5011.json``);
   the model shipped before, bert-minilm@6df5fb79afbe (old split), is in ``variant-seeds-check.json``.
 """
 
