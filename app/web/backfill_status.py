@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
+from app.store.queries import backfills as backfills_of
 from app.web.api import tracked_repository
 from app.web.deps import ServicesDep, SessionDep
 from app.web.schemas import Backfills
@@ -18,7 +19,8 @@ router = APIRouter()
 def backfills(services: ServicesDep, session: SessionDep,
               repo: str | None = Query(None, description="owner/name")) -> dict[str, Any]:
     found = tracked_repository(session, repo)
-    body: dict[str, Any] = {"dry_run": services.dry_run, "backfills": backfill.statuses(services, found.id if found else None)}
+    rows = backfills_of(session, found.id if found else None)
+    body: dict[str, Any] = {"dry_run": services.dry_run, "backfills": [backfill.status_json(b) for b in rows]}
     if services.dry_run:
         body["note"] = backfill.DRY_RUN_MESSAGE
     return body
