@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from gidgethub import sansio
 
-from app.events.tracking import installation_id, track_issue
+from app.events.tracking import installation_id
 from app.services import Services
-from app.store.models import Issue
+from app.store.models import Issue, Repository
 from app.workflow import labelling, repo_config
 
 log = logging.getLogger(__name__)
 
 
-async def triage_issue(event: sansio.Event, services: Services) -> None:
-    """Classify and label the delivery's issue (the issue is tracked already: ``events/issue_text.py``)."""
+@dataclass(frozen=True)
+class TrackedIssue:
+    """What triage needs of the issue as the delivery's tracking step left it."""
+
+    target: labelling.Target
+    locked: bool  # a person changed the app's labels
+    author: str | None
+    author_type: str | None
+    repo_id: int
+
+    @classmethod
+    def of(cls, repo: Repository, issue: Issue) -> TrackedIssue:
+        return cls(labelling.target_of(issue), issue.labels_locked_by_human, issue.author_login, issue.author_type,
+                   repo.id)
+
+
+async def triage_issue(event: sansio.Event, services: Services, tracked: TrackedIssue) -> None:
+    """Classify and label the delivery's issue, tracked already by ``events/issue_text.py``."""
     opened = event.data.get("action") == "opened"
-    with services.db.session() as session:
-        repo, issue, _ = track_issue(session, event)
-        target, locked = labelling.target_of(issue), issue.labels_locked_by_human
-        author, author_type, repo_id = issue.author_login, issue.author_type, repo.id
+    target, author, author_type, repo_id = tracked.target, tracked.author, tracked.author_type, tracked.repo_id
     where = f"{target.repo}#{target.number}"
-    if locked:
+    if tracked.locked:
         log.info("%s: a person changed the app's labels; not relabelling", where)
         return
     gh = await services.installation_client(installation_id(event))

@@ -14,10 +14,11 @@ import logging
 from datetime import datetime
 
 from gidgethub import routing, sansio
+from sqlalchemy.orm import Session
 
 from app.events.tracking import track_issue
 from app.services import Services
-from app.store.models import utcnow
+from app.store.models import Issue, utcnow
 from app.store.queries import add_issue_event, parse_github_time
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,9 @@ def _when(event: sansio.Event, key: str) -> datetime:
     return parse_github_time(event.data["issue"].get(key)) or utcnow()
 
 
-async def record_opening(event: sansio.Event, services: Services) -> None:
-    """The first step of ``issues.opened`` (``events/issue_text.py`` runs it before triage)."""
-    with services.db.session() as session:
-        _, issue, _ = track_issue(session, event)
-        add_issue_event(session, issue, "opened", issue.created_at, event.delivery_id)
+def record_opening(session: Session, issue: Issue, event: sansio.Event) -> None:
+    """The opening of a tracked issue (``events/issue_text.py`` records it before triage)."""
+    add_issue_event(session, issue, "opened", issue.created_at, event.delivery_id)
 
 
 @router.register("issues", action="closed")

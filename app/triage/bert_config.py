@@ -30,3 +30,6 @@ class BertTrainConfig:
     seed: int = 13  # initialisation and data order
     split_seed: int = 13  # the held-out slice: the same for every seed, so seeds compare
     fit_fraction: float = 1.0  # learning curves: fit on this share of the fitting rows; the held-out slice stays
+    # row weights of the label losses (1.0: every issue alike), from the annotation's own certainty:
+    low_confidence_weight: float = 1.0  # issues an annotator marked low-confidence
+    certain_negative_weight: float = 1.0  # non-PTM issues labelled with high confidence (the ordinary issues)

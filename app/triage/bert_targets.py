@@ -52,6 +52,24 @@ def type_weights(t: np.ndarray, max_weight: float) -> np.ndarray:
     return np.clip(weights, 1.0 / max_weight, max_weight)
 
 
+def row_weights(issues: Sequence[LabeledIssue], config: BertTrainConfig) -> np.ndarray:
+    """Each issue's weight in the label losses, scaled to a mean of 1 so the loss keeps its size.
+
+    Low-confidence labels count ``config.low_confidence_weight``; non-PTM issues labelled with
+    high confidence (the ordinary issues the model must not call PTM-related) count
+    ``config.certain_negative_weight``; the rest 1."""
+    weights = np.ones(len(issues), dtype=np.float32)
+    for k, issue in enumerate(issues):
+        if issue.confidence == "low":
+            weights[k] = config.low_confidence_weight
+        elif not issue.ptm and issue.confidence == "high":
+            weights[k] = config.certain_negative_weight
+    if weights.min() <= 0:
+        raise ValueError("row weights must be positive")
+    weights /= weights.mean()
+    return weights
+
+
 def type_counts(t: np.ndarray) -> dict[str, int]:
     return {kind: int((t == k).sum()) for k, kind in enumerate(ISSUE_TYPES)}
 

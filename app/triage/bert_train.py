@@ -74,17 +74,18 @@ from app.triage.bert_report import (
     cpu_throughput,
     dev_figures,
     dev_veto,
-    model_card,
     part_figures,
     quantization_check,
     scores_summary,
     type_macro_f1,
+    write_bert_card,
 )
 from app.triage.bert_scores import calibrate, calibrate_types
 from app.triage.bert_targets import (
     holdout_split,
     label_counts,
     positive_weights,
+    row_weights,
     targets,
     type_counts,
     type_targets,
@@ -95,7 +96,7 @@ from app.triage.classifier import LABELS
 from app.triage.data import LabeledIssue, load_jsonl, load_many
 from app.triage.devices import resolve_device, use_available_cores
 from app.triage.encoder import BASE_NAME, BASE_SHA256, load_base
-from app.triage.registry import CARD_FILE, META_FILE
+from app.triage.registry import META_FILE
 
 _THEMES = HEADS["themes"]
 _SUBTHEMES = HEADS["subthemes"]
@@ -130,7 +131,7 @@ def train_bert(
     report["throughput_cpu"] = cpu_throughput(result.classifier, [i.text() for i in (dev or issues)])
     report["wall_time_s"] = round(time.perf_counter() - started, 1)
     result.classifier.save(out_dir, {"training": report})
-    (out_dir / CARD_FILE).write_text(model_card(result.classifier, report), encoding="utf-8")
+    write_bert_card(result.classifier, report, out_dir)
     print(f"wrote {out_dir} ({result.classifier.version}) in {report['wall_time_s']:.0f} s")
     return out_dir
 
@@ -169,7 +170,7 @@ def retune_subthemes(model_dir: Path, data_files: list[Path], dev_file: Path | N
     report.setdefault("throughput_cpu", cpu_throughput(classifier, [i.text() for i in (dev or hold)]))
     report["enabled_subthemes"] = list(classifier.spec.enabled_subthemes())
     classifier.save(out_dir, {"training": report})
-    (out_dir / CARD_FILE).write_text(model_card(classifier, report), encoding="utf-8")
+    write_bert_card(classifier, report, out_dir)
     return out_dir
 
 
@@ -200,8 +201,9 @@ def fit_bert(
     class_weight = type_weights(fit_t, config.max_pos_weight)
 
     t0 = time.perf_counter()
-    history = _train(model, Part(fit_cache, fit_y, fit_t), Part(hold_cache, hold_y, hold_t),
-                     Part(dev_cache, dev_y, type_targets(dev)), pos_weight, class_weight, config, target)
+    history = _train(model, Part(fit_cache, fit_y, fit_t, row_weights(fit_issues, config)),
+                     Part(hold_cache, hold_y, hold_t), Part(dev_cache, dev_y, type_targets(dev)),
+                     pos_weight, class_weight, config, target)
     train_s = time.perf_counter() - t0
 
     round_to_storage(model)
@@ -263,35 +265,15 @@ def fit_bert(
     return FitResult(classifier, report)
 
 
-# --- data -------------------------------------------------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # --- training ---------------------------------------------------------------------------------
 
 
-def multitask_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor, subtheme_weight: float) -> torch.Tensor:
-    """PTM loss over all rows; theme and sub-theme losses over PTM rows only (type columns ignored)."""
+def multitask_loss(logits: torch.Tensor, y: torch.Tensor, pos_weight: torch.Tensor, subtheme_weight: float,
+                   rows: torch.Tensor) -> torch.Tensor:
+    """PTM loss over all rows; theme and sub-theme losses over PTM rows only (type columns ignored);
+    each row's losses scaled by its weight in ``rows``."""
     bce = F.binary_cross_entropy_with_logits(logits[:, : y.shape[1]].float(), y, pos_weight=pos_weight, reduction="none")
+    bce = bce * rows[:, None]
     ptm_rows = y[:, :1]
     count = ptm_rows.sum().clamp(min=1.0)
     theme = (bce[:, _THEMES] * ptm_rows).sum() / (count * bce[:, _THEMES].shape[1])
@@ -310,11 +292,12 @@ def type_loss(logits: torch.Tensor, t: torch.Tensor, class_weight: torch.Tensor)
 @dataclass(frozen=True)
 class Part:
     """A part of the data as the loop sees it: the frozen layers' cached output, the label
-    targets and the type targets (-1 where the type is unknown)."""
+    targets, the type targets (-1 where the type is unknown) and each row's weight in the label losses."""
 
     cache: list[torch.Tensor]
     y: np.ndarray
     t: np.ndarray
+    w: np.ndarray | None = None  # only the fitting rows are weighted; the others are scored
 
 
 def _train(model: MultiTaskBert, fit: Part, hold: Part, dev: Part, pos_weight: np.ndarray,
@@ -332,6 +315,7 @@ def _train(model: MultiTaskBert, fit: Part, hold: Part, dev: Part, pos_weight: n
     weight = torch.tensor(pos_weight, dtype=torch.float32, device=device)
     labels = torch.tensor(fit.y, device=device)
     kinds = torch.tensor(fit.t, device=device)
+    row_weight = torch.tensor(fit.w if fit.w is not None else np.ones(len(fit.cache), np.float32), device=device)
     type_weight = torch.tensor(class_weight, dtype=torch.float32, device=device)
     best: tuple[float, dict[str, torch.Tensor]] | None = None
     history: list[dict[str, Any]] = []
@@ -348,7 +332,7 @@ def _train(model: MultiTaskBert, fit: Part, hold: Part, dev: Part, pos_weight: n
                 for _ in range(config.dropout_samples):
                     out = model.heads(pooled)
                     losses.append(
-                        multitask_loss(out, labels[rows], weight, config.subtheme_loss_weight)
+                        multitask_loss(out, labels[rows], weight, config.subtheme_loss_weight, row_weight[rows])
                         + config.type_loss_weight * type_loss(out, kinds[rows], type_weight)
                     )
                 loss = torch.stack(losses).mean()

@@ -29,12 +29,17 @@ def test_no_delivery_reaches_two_handlers(path: Path) -> None:
 async def test_an_issue_is_tracked_before_it_is_triaged(action: str, monkeypatch: pytest.MonkeyPatch) -> None:
     steps: list[str] = []
 
-    async def step(name: str, event: sansio.Event, services: Any) -> None:
-        steps.append(name)
+    async def triage(event: sansio.Event, services: Any, tracked: Any) -> None:
+        steps.append(f"triage {tracked}")
 
-    monkeypatch.setattr(issue_text, "record_opening", lambda e, s: step("track", e, s))
-    monkeypatch.setattr(issue_text, "track_issue", lambda session, e: steps.append("track"))
-    monkeypatch.setattr(issue_text, "triage_issue", lambda e, s: step("triage", e, s))
+    def track(session: Any, event: sansio.Event) -> tuple[str, str, bool]:
+        steps.append("track")
+        return "repo", "issue", False
+
+    monkeypatch.setattr(issue_text, "track_issue", track)
+    monkeypatch.setattr(issue_text, "record_opening", lambda session, issue, e: steps.append(f"opening of {issue}"))
+    monkeypatch.setattr(issue_text.TrackedIssue, "of", staticmethod(lambda repo, issue: f"{repo}/{issue}"))
+    monkeypatch.setattr(issue_text, "triage_issue", triage)
 
     class Db:
         def session(self) -> Any:
@@ -44,4 +49,5 @@ async def test_an_issue_is_tracked_before_it_is_triaged(action: str, monkeypatch
     event = sansio.Event({"action": action, "issue": {"number": 1}, "repository": {"id": 1}}, event="issues",
                          delivery_id="d-2")
     await router.dispatch(event, services)
-    assert steps == ["track", "triage"]
+    opening = ["opening of issue"] if action == "opened" else []
+    assert steps == ["track", *opening, "triage repo/issue"]

@@ -87,6 +87,10 @@ def test_seeded_fit_is_deterministic_and_save_load_round_trips(model, tmp_path):
     assert other.version != model.version
 
 
+def _sections(card: str) -> list[str]:
+    return [line[3:] for line in card.splitlines() if line.startswith("## ")]
+
+
 def test_train_writes_artifact_and_card_and_rejects_unknown_kinds(tmp_path):
     data = tmp_path / "train.jsonl"
     rows = [
@@ -99,6 +103,7 @@ def test_train_writes_artifact_and_card_and_rejects_unknown_kinds(tmp_path):
     card = (out / "MODEL_CARD.md").read_text()
     meta = json.loads((out / "meta.json").read_text())
     assert meta["version"] in card and meta["dev"]["n"] == len(rows) and "| RC2 |" in card
+    assert _sections(card) == ["Data", "Settings", "Thresholds", "Dev figures", "Limits"]
     with pytest.raises(ValueError, match="unknown model kind"):
         train("gpt", [data], None, tmp_path / "x")
 

@@ -17,11 +17,11 @@ from app.triage.bert_config import BertTrainConfig
 from app.triage.bert_network import TYPES
 from app.triage.bert_report import reweighted_precision
 from app.triage.bert_scores import calibrate_types
-from app.triage.bert_targets import holdout_split, targets, type_weights
+from app.triage.bert_targets import holdout_split, row_weights, targets, type_weights
 from app.triage.bert_text import collate, encode, truncate_pair
 from app.triage.bert_train import retune_subthemes, train_bert
 from app.triage.classifier import LABELS, Classifier, IssueText
-from app.triage.data import load_many
+from app.triage.data import LabeledIssue, load_many
 from app.triage.devices import resolve_device
 from app.triage.encoder import (
     BASE_SHA256,
@@ -97,7 +97,11 @@ def test_training_writes_artifact_meta_and_card(tiny: Path) -> None:
     assert meta["version"] == classifier.version
     assert classifier.version.startswith("bert-minilm@") and len(classifier.version) == len("bert-minilm@") + 12
     assert set(meta["thresholds"]) == set(LABELS)
-    assert classifier.version in (tiny / "MODEL_CARD.md").read_text()
+    card = (tiny / "MODEL_CARD.md").read_text()
+    assert card.startswith(f"# Model card: {classifier.version}\n")
+    sections = [line[3:] for line in card.splitlines() if line.startswith("## ")]
+    assert sections[:3] == ["Artifact", "Data", "Settings"] and sections[-1] == "Limits"  # the baseline's close
+    assert "| PTM | PTM-related |" in card
     assert isinstance(classifier, Classifier)
 
 
@@ -326,6 +330,21 @@ def test_a_learning_curve_point_fits_on_a_share_and_keeps_the_held_out_slice(tin
     assert abs(share - sum(issues[i].ptm for i in full_fit) / len(full_fit)) < 0.1
     with pytest.raises(ValueError, match="fit_fraction must be in"):
         holdout_split(issues, BertTrainConfig(fit_fraction=0.0))
+
+
+def test_row_weights_follow_the_annotation_certainty() -> None:
+    issues = [
+        LabeledIssue(id="u1", url="u1", repo="o/r", title="a", body="", ptm=True, themes=(), subthemes=(), confidence="low"),
+        LabeledIssue(id="u2", url="u2", repo="o/r", title="b", body="", ptm=False, themes=(), subthemes=(), confidence="high"),
+        LabeledIssue(id="u3", url="u3", repo="o/r", title="c", body="", ptm=True, themes=(), subthemes=(), confidence="high"),
+        LabeledIssue(id="u4", url="u4", repo="o/r", title="d", body="", ptm=False, themes=(), subthemes=()),
+    ]
+    assert row_weights(issues, BertTrainConfig()).tolist() == [1.0, 1.0, 1.0, 1.0]
+    weighted = row_weights(issues, BertTrainConfig(low_confidence_weight=0.5, certain_negative_weight=2.5))
+    assert weighted.mean() == pytest.approx(1.0)
+    assert weighted.tolist() == pytest.approx([0.4, 2.0, 0.8, 0.8])
+    with pytest.raises(ValueError, match="row weights must be positive"):
+        row_weights(issues, BertTrainConfig(low_confidence_weight=0.0))
 
 
 def test_threshold_tuning_and_reweighted_precision() -> None:
