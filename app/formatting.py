@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from app.stats.resolution import ALPHA
+from app.stats.results import Corrected
+
 PTM_COLOUR = "#d9822b"
 NON_PTM_COLOUR = "#4a7fb5"
 
@@ -31,3 +34,18 @@ def axis_ticks(top: float) -> list[int]:
                 break
         magnitude *= 10
     return ticks
+
+
+def corrected_text(corrected: Corrected) -> str:
+    """The comparison corrected for the classifier's mistakes, in words."""
+    if corrected["reason"] is not None:
+        return f"not estimated: {corrected['reason']}"
+    ptm, non, difference = corrected["ptm"], corrected["non_ptm"], corrected["difference_days"]
+    p = corrected["p_greater"]
+    verdict = ("PTM-related issues take longer to close" if p is not None and p < ALPHA
+               else "no significant difference")
+    low, high = difference["ci95"] or (None, None)
+    return (f"{verdict}: mean {fmt_number(ptm['mean'])} vs {fmt_number(non['mean'])} days, median "
+            f"{fmt_number(ptm['median'])} vs {fmt_number(non['median'])}; difference {fmt_number(difference['mean'])} "
+            f"days (95% CI {fmt_number(low)} to {fmt_number(high)}), one-sided p = {fmt_p(p)}, "
+            f"from {corrected['n']} closed issues")

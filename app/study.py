@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 from tqdm import tqdm
 
-from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, fmt_number, fmt_p
+from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, corrected_text, fmt_number, fmt_p
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import ALPHA, IssueRecord, compute_stats
 from app.taxonomy import SUBTHEMES, THEME_CODES, THEMES, theme_of
@@ -194,6 +194,7 @@ def labelled(issue: StudyIssue, prediction: Prediction | None) -> IssueRecord:
         record = replace(
             record,
             ptm=prediction.ptm if "ptm" in issue.missing else record.ptm,
+            ptm_probability=prediction.ptm_score if "ptm" in issue.missing else None,
             type=predicted_type if "type" in issue.missing and isinstance(predicted_type, str) else record.type,
             themes=prediction.themes if themes_missing else record.themes,
             subthemes=prediction.subthemes if themes_missing else record.subthemes,
@@ -325,6 +326,7 @@ def _group_report(group: dict[str, Any], raw: dict[str, Any]) -> list[str]:
         f"- Issue types: {_chi_square_text(group['chi_square'], group['type_mix'])}",
         f"- Mann-Whitney U, balanced: {_mann_whitney_text(group['mann_whitney'])}",
         f"- Mann-Whitney U, raw: {_mann_whitney_text(raw['mann_whitney'])}",
+        f"- Corrected for the classifier's mistakes, raw: {corrected_text(raw['corrected'])}",
         f"- Kruskal-Wallis H across themes, balanced: {_kruskal_text(group['kruskal_wallis'])}",
         "",
         *_code_table("Theme", THEMES, group["themes"]),

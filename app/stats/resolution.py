@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 
 from scipy import stats as scipy_stats
 
+from app.stats.corrected import corrected_comparison
 from app.stats.results import GroupStats, KruskalWallis, MannWhitney, Stats, Summary
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
@@ -86,6 +87,7 @@ class IssueRecord:
     closed_reason: str | None = None  # GitHub's state_reason: completed, not_planned, ...
     author_is_bot: bool = False
     abstain_reason: str | None = None  # the model abstained for a reason of its own: the issue is left out
+    ptm_probability: float | None = None  # calibrated P(PTM-related); 0 or 1 where a person set the labels
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created", as_utc(self.created))
@@ -98,6 +100,12 @@ class IssueRecord:
             unknown = [code for code in codes if code not in known]
             if unknown:
                 raise ValueError(f"unknown {name[:-1]} codes for {self.repo}#{self.number}: {unknown}")
+
+    def probability(self) -> float | None:
+        """P(PTM-related) for the corrected statistics: the classifier's, else the label taken as certain."""
+        if self.ptm_probability is not None:
+            return self.ptm_probability
+        return None if self.ptm is None else float(self.ptm)
 
     @property
     def days(self) -> int | None:
@@ -242,12 +250,17 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
     unclassified_closed = 0
     open_ages: dict[str, list[int]] = {group: [] for group in GROUP_OF.values()}
     excluded = {"not_planned": 0, "bots": 0, "language": 0}
+    scored: tuple[list[int], list[float]] = ([], [])  # closed issues with a PTM probability
     for record in records:
         reason = filters.exclusion(record)
         if reason:
             excluded[reason] += 1
             continue
         days = record.days
+        probability = record.probability()
+        if days is not None and probability is not None:
+            scored[0].append(days)
+            scored[1].append(probability)
         if days is None:
             open_ages[GROUP_OF[record.ptm]].append(max(0, (today.date() - record.created.date()).days))
         elif record.ptm is None:
@@ -268,6 +281,7 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
         "mann_whitney": mann_whitney(ptm, non_ptm),
         "kruskal_wallis": kruskal_wallis(themes),
         "themes": {code: describe(days) for code, days in themes.items()},
+        "corrected": corrected_comparison(*scored),
     }
 
 

@@ -56,6 +56,32 @@ class KruskalWallis(TypedDict):
 
 
 @with_config(_EXACT)
+class CorrectedGroup(TypedDict):
+    mean: float | None
+    median: float | None
+
+
+@with_config(_EXACT)
+class CorrectedDifference(TypedDict):
+    mean: float | None  # PTM minus non-PTM, days
+    ci95: list[float] | None
+
+
+@with_config(_EXACT)
+class Corrected(TypedDict):
+    """:func:`app.stats.corrected.corrected_comparison`: the groups estimated from PTM probabilities,
+    not from labels; ``reason`` says why nothing was estimated."""
+
+    n: int
+    ptm: CorrectedGroup
+    non_ptm: CorrectedGroup
+    difference_days: CorrectedDifference
+    p_greater: float | None
+    method: str
+    reason: str | None
+
+
+@with_config(_EXACT)
 class GroupStats(TypedDict):
     ptm: Summary
     non_ptm: Summary
@@ -66,6 +92,7 @@ class GroupStats(TypedDict):
     mann_whitney: MannWhitney
     kruskal_wallis: KruskalWallis
     themes: dict[str, Summary]
+    corrected: Corrected
 
 
 @with_config(_EXACT)

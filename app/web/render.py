@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from html import escape
 
-from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, fmt_number, fmt_p
+from app.formatting import NON_PTM_COLOUR, PTM_COLOUR, axis_ticks, corrected_text, fmt_number, fmt_p
 from app.stats.resolution import ALPHA, box_summary
 from app.stats.results import (
     Balanced,
@@ -81,6 +81,8 @@ def _section(anchor: str, heading: str, group: GroupStats) -> str:
         parts += [
             _summary_table(group),
             _mann_whitney_line(group["mann_whitney"]),
+            '<p class="test"><strong>Corrected for the classifier\'s mistakes</strong>: '
+            f'{escape(corrected_text(group["corrected"]))}</p>',
             _groups_plot(group, "Resolution days, PTM vs non-PTM"),
             "<h3>By theme (closed PTM issues)</h3>",
             _kruskal_line(group["kruskal_wallis"]),

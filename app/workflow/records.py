@@ -14,13 +14,16 @@ from app.triage.labels import LabelPolicy
 def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> IssueRecord:
     """An issue as the statistics count it: a person's labels win over the model's, and the
     repository's own type labels (bug, enhancement, question) give its type."""
+    probability: float | None
     if issue.labels_locked_by_human:
         ptm, themes = policy.decode(issue.labels)
         subthemes = tuple(c for c in map(policy.code_of, issue.labels) if c in SUBTHEMES)
+        probability = None if ptm is None else float(ptm)
     elif prediction is not None:
         (ptm, themes), subthemes = policy.decode(prediction.labels), tuple(prediction.subthemes)
+        probability = prediction.ptm_score
     else:
-        ptm, themes, subthemes = None, (), ()
+        ptm, themes, subthemes, probability = None, (), (), None
     return IssueRecord(
         repo=issue.repository.full_name, number=issue.number, created=issue.created_at,
         closed=issue.closed_at, ptm=ptm, themes=themes,
@@ -29,6 +32,7 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
         closed_reason=issue.state_reason,
         abstain_reason=None if issue.labels_locked_by_human or prediction is None else prediction.abstain_reason,
         author_is_bot=issue.author_type == "Bot" or (issue.author_login or "").endswith("[bot]"),
+        ptm_probability=probability,
     )
 
 
