@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 
 from app.config import Settings
+from app.stats.corrected import corrected_comparison
 from app.web.main import create_app
 from tests.e2e import INSTALLATION, POLICY, REPO, Stack, open_issue
 from tests.github_sim import BOT_LOGIN, GitHubSimulator
@@ -181,6 +182,11 @@ def test_stats_switches_and_the_balanced_method(stack: Stack) -> None:
     # The bot's issue is left unclassified (repositories ignore bots by default) and is still open.
     assert everything["ptm"]["days"] == [3, 8, 20] and everything["open"]["unclassified"] == 1
     assert everything["open_age"]["unclassified"]["days"] == [6]
+    # The corrected comparison reads the stored PTM probabilities of the same closed issues.
+    scores = {i["number"]: i["prediction"]["ptm_score"] for i in stack.get("/api/issues", repo=REPO)["issues"]
+              if i["prediction"]}  # the bot's issue has none
+    days = dict(zip(numbers, (3, 8, 20, 1, 2, 4), strict=True))
+    assert everything["corrected"] == corrected_comparison(list(days.values()), [scores[n] for n in days])
     planned = stack.get("/api/stats", repo=REPO, include_not_planned="false", include_bots="false")["overall"]
     assert planned["ptm"]["days"] == [3, 8] and planned["excluded"] == {"not_planned": 1, "bots": 1, "language": 0}
     balanced = stack.get("/api/stats", repo=REPO, method="balanced")

@@ -55,6 +55,8 @@ def corrected_comparison(days: Sequence[float], probabilities: Sequence[float], 
         raise ValueError(f"{len(t)} resolution times but {len(p)} probabilities")
     if p.size and (p.min() < 0.0 or p.max() > 1.0 or not np.isfinite(p).all()):
         raise ValueError("PTM probabilities must lie in [0, 1]")
+    order = np.lexsort((p, t))  # the same issues in any order give the same figures
+    t, p = t[order], p[order]
     result = _empty(len(t))
     expected_ptm, expected_non = float(p.sum()), float((1.0 - p).sum())
     if min(expected_ptm, expected_non) < MIN_EXPECTED:

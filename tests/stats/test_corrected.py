@@ -26,10 +26,12 @@ def test_certain_labels_give_the_groups_own_means_and_medians() -> None:
     assert result["n"] == 12 and result["reason"] is None
 
 
-def test_same_data_same_figures() -> None:
+def test_same_data_in_any_order_same_figures() -> None:
     data = simulate(3, n=200)
     first = corrected_comparison(data.days, data.probability)
     assert corrected_comparison(data.days, data.probability) == first
+    shuffled = np.random.default_rng(0).permutation(len(data.days))
+    assert corrected_comparison(data.days[shuffled], data.probability[shuffled]) == first
 
 
 def test_what_cannot_be_estimated_is_said_in_words() -> None:
