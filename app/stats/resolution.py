@@ -88,6 +88,7 @@ class IssueRecord:
     author_is_bot: bool = False
     abstain_reason: str | None = None  # the model abstained for a reason of its own: the issue is left out
     ptm_probability: float | None = None  # calibrated P(PTM-related); 0 or 1 where a person set the labels
+    unsure: bool = False  # no label because the model was unsure (it abstained, ``ptm`` None), not yet unclassified
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "created", as_utc(self.created))
@@ -237,7 +238,14 @@ def kruskal_wallis(theme_days: Mapping[str, Sequence[int]]) -> KruskalWallis:
     return result
 
 
-GROUP_OF = {True: "ptm", False: "non_ptm", None: "unclassified"}
+GROUPS = ("ptm", "non_ptm", "unsure", "unclassified")
+
+
+def group_of(record: IssueRecord) -> str:
+    """The group an issue counts in: PTM, non-PTM, the model was unsure, or not classified yet."""
+    if record.ptm is None:
+        return "unsure" if record.unsure else "unclassified"
+    return "ptm" if record.ptm else "non_ptm"
 
 
 def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
@@ -247,8 +255,8 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
     ptm: list[int] = []
     non_ptm: list[int] = []
     themes: dict[str, list[int]] = {code: [] for code in THEME_CODES}
-    unclassified_closed = 0
-    open_ages: dict[str, list[int]] = {group: [] for group in GROUP_OF.values()}
+    unlabelled_closed = {"unsure": 0, "unclassified": 0}
+    open_ages: dict[str, list[int]] = {group: [] for group in GROUPS}
     excluded = {"not_planned": 0, "bots": 0, "language": 0}
     scored: tuple[list[int], list[float]] = ([], [])  # closed issues with a PTM probability
     for record in records:
@@ -262,9 +270,9 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
             scored[0].append(days)
             scored[1].append(probability)
         if days is None:
-            open_ages[GROUP_OF[record.ptm]].append(max(0, (today.date() - record.created.date()).days))
+            open_ages[group_of(record)].append(max(0, (today.date() - record.created.date()).days))
         elif record.ptm is None:
-            unclassified_closed += 1
+            unlabelled_closed[group_of(record)] += 1
         elif record.ptm:
             ptm.append(days)
             for code in dict.fromkeys(record.themes):
@@ -274,7 +282,8 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
     return {
         "ptm": describe(ptm),
         "non_ptm": describe(non_ptm),
-        "unclassified_closed": unclassified_closed,
+        "unsure_closed": unlabelled_closed["unsure"],
+        "unclassified_closed": unlabelled_closed["unclassified"],
         "open": {group: len(ages) for group, ages in open_ages.items()},
         "open_age": {group: describe(ages) for group, ages in open_ages.items()},
         "excluded": excluded,

@@ -85,8 +85,9 @@ class Corrected(TypedDict):
 class GroupStats(TypedDict):
     ptm: Summary
     non_ptm: Summary
+    unsure_closed: int  # closed issues the model abstained on (unsure); the corrected figures count them
     unclassified_closed: int
-    open: dict[str, int]  # ptm, non_ptm, unclassified
+    open: dict[str, int]  # ptm, non_ptm, unsure, unclassified
     open_age: dict[str, Summary]
     excluded: dict[str, int]  # not_planned, bots, language
     mann_whitney: MannWhitney

@@ -70,7 +70,8 @@ def render_dashboard(stats: Stats, title: str = "PTM Triage", balanced: Balanced
 def _closed_count(group: GroupStats) -> int:
     """Closed issues, and those left out for their language (the page says how many)."""
     classified: int = group["ptm"]["n"] + group["non_ptm"]["n"]
-    return classified + int(group["unclassified_closed"]) + int(group["excluded"].get("language", 0))
+    return (classified + group["unsure_closed"] + group["unclassified_closed"]
+            + int(group["excluded"].get("language", 0)))
 
 
 def _section(anchor: str, heading: str, group: GroupStats) -> str:
@@ -169,6 +170,8 @@ def _summary_table(group: GroupStats) -> str:
     rows = [
         _row(["<td>PTM</td>", *_desc_cells(group["ptm"]), f"<td>{opened['ptm']}</td>"]),
         _row(["<td>non-PTM</td>", *_desc_cells(group["non_ptm"]), f"<td>{opened['non_ptm']}</td>"]),
+        _row(["<td>the model was unsure</td>", f"<td>{group['unsure_closed']}</td>",
+              "<td>—</td>", "<td>—</td>", "<td>—</td>", "<td>—</td>", f"<td>{opened['unsure']}</td>"]),
         _row(["<td>not classified yet</td>", f"<td>{group['unclassified_closed']}</td>",
               "<td>—</td>", "<td>—</td>", "<td>—</td>", "<td>—</td>", f"<td>{opened['unclassified']}</td>"]),
     ]
@@ -227,7 +230,7 @@ def _epsilon(test: KruskalWallis) -> str:
 def _open_line(opened: dict[str, int]) -> str:
     return (
         f"<p>Open issues: PTM {opened['ptm']}, non-PTM {opened['non_ptm']}, "
-        f"not classified yet {opened['unclassified']}.</p>"
+        f"the model was unsure {opened['unsure']}, not classified yet {opened['unclassified']}.</p>"
     )
 
 

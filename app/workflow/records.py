@@ -33,6 +33,8 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
         abstain_reason=None if issue.labels_locked_by_human or prediction is None else prediction.abstain_reason,
         author_is_bot=issue.author_type == "Bot" or (issue.author_login or "").endswith("[bot]"),
         ptm_probability=probability,
+        unsure=(not issue.labels_locked_by_human and prediction is not None and prediction.abstained
+                and prediction.abstain_reason is None and ptm is None),
     )
 
 

@@ -143,7 +143,7 @@ def test_numbers_match_scipy_and_numpy(seed):
     assert group["unclassified_closed"] == sum(r.ptm is None for r in closed)
     open_ = [r for r in records if r.closed is None]
     assert group["open"] == {"ptm": sum(r.ptm is True for r in open_), "non_ptm": sum(r.ptm is False for r in open_),
-                             "unclassified": sum(r.ptm is None for r in open_)}
+                             "unsure": 0, "unclassified": sum(r.ptm is None for r in open_)}
 
 
 def test_small_exact_example():
@@ -256,7 +256,17 @@ def test_issues_in_a_language_the_model_cannot_read_are_left_out_and_counted():
     group = compute_stats(records)["overall"]
     assert group["ptm"]["days"] == [5] and group["non_ptm"]["days"] == [1]
     assert group["excluded"]["language"] == 2 and group["unclassified_closed"] == 0
-    assert group["open"] == {"ptm": 0, "non_ptm": 0, "unclassified": 0}
+    assert group["open"] == {"ptm": 0, "non_ptm": 0, "unsure": 0, "unclassified": 0}
+
+
+def test_an_issue_the_model_was_unsure_of_is_not_unclassified():
+    unsure = replace(_record(5, 9, ptm=None), unsure=True, ptm_probability=0.55)
+    records = [_record(1, 5), _record(4, 1, ptm=False), unsure, _record(6, 2, ptm=None),
+               replace(_record(7, 0, ptm=None, closed=False), unsure=True, ptm_probability=0.5)]
+    group = compute_stats(records)["overall"]
+    assert (group["unsure_closed"], group["unclassified_closed"]) == (1, 1)
+    assert group["open"] == {"ptm": 0, "non_ptm": 0, "unsure": 1, "unclassified": 0}
+    assert group["corrected"]["n"] == 3  # the unsure issue counts there with its probability; unclassified not
 
 
 def test_open_issues_count_apart_with_their_age_so_far():
@@ -264,6 +274,6 @@ def test_open_issues_count_apart_with_their_age_so_far():
     records = [_record(1, 3), _record(2, 0, closed=False), _record(3, 0, ptm=False, closed=False),
                _record(4, 0, ptm=None, closed=False)]
     group = compute_stats(records, now=now)["overall"]
-    assert group["open"] == {"ptm": 1, "non_ptm": 1, "unclassified": 1}
+    assert group["open"] == {"ptm": 1, "non_ptm": 1, "unsure": 0, "unclassified": 1}
     assert group["open_age"]["ptm"]["days"] == [10] and group["open_age"]["non_ptm"]["days"] == [10]
     assert group["ptm"]["days"] == [3], "open issues never mix with resolution times"
