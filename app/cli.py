@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import logging
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +39,14 @@ def _classifier(kind: str | None, model_dir: Path | None) -> Classifier:
     settings = load_settings()
     return load_classifier(kind or settings.model_kind, model_dir or settings.model_dir, ptm_prior=settings.ptm_share,
                            device=settings.device, runtime=settings.runtime)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    _setup_logging("WARNING")
+    run_demo(args.host, args.port, once=args.once)
+    return 0
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -118,16 +123,11 @@ def cmd_receive(args: argparse.Namespace) -> int:
     """Send a payload file to a running service, signed like GitHub signs it (like ``probot receive``)."""
     import httpx
 
+    from app.github.signature import delivery_headers
+
     settings = load_settings()
     body = args.payload.read_bytes()
-    signature = "sha256=" + hmac.new(settings.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": args.event,
-        "X-GitHub-Delivery": args.delivery or str(uuid.uuid4()),
-        "X-Hub-Signature-256": signature,
-        "User-Agent": "GitHub-Hookshot/ptm-triage-receive",
-    }
+    headers = delivery_headers(settings.webhook_secret, args.event, body, args.delivery)
     response = httpx.post(args.url, content=body, headers=headers, timeout=30)
     print(f"{response.status_code} {response.text}")
     return 0 if response.is_success else 1
@@ -141,6 +141,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=3000)
     s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("demo", help="run the service on a database of its own with example issues sent through "
+                                     "its webhook, and print the dashboard's address")
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=int, default=3000, help="0: any free port")
+    d.add_argument("--once", action="store_true", help="stop once the examples are processed")
+    d.set_defaults(func=cmd_demo)
 
     def model_options(cmd: argparse.ArgumentParser) -> None:
         cmd.add_argument("--model", choices=KINDS, help="model kind (default: PTM_TRIAGE_MODEL, bert)")

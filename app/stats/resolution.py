@@ -69,7 +69,7 @@ def resolution_days(created: datetime, closed: datetime) -> int:
 class IssueRecord:
     """One issue as the statistics see it.
 
-    ``ptm`` is None while the issue is not classified yet; ``themes`` and
+    ``ptm`` is None while the issue is not classified yet (or the model was unsure: ``unsure``); ``themes`` and
     ``subthemes`` are codes of ``app.taxonomy`` and only count for PTM issues.
     ``type`` is the issue type (``bug``, ``enhancement``, ``question``; None when
     unknown), which only the balanced comparison uses. Datetimes are normalised
