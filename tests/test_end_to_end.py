@@ -188,7 +188,8 @@ def test_stats_switches_and_the_balanced_method(stack: Stack) -> None:
     days = dict(zip(numbers, (3, 8, 20, 1, 2, 4), strict=True))
     assert everything["corrected"] == corrected_comparison(list(days.values()), [scores[n] for n in days])
     planned = stack.get("/api/stats", repo=REPO, include_not_planned="false", include_bots="false")["overall"]
-    assert planned["ptm"]["days"] == [3, 8] and planned["excluded"] == {"not_planned": 1, "bots": 1, "language": 0}
+    assert planned["ptm"]["days"] == [3, 8]
+    assert planned["excluded"] == {"not_planned": 1, "bots": 1, "language": 0, "period": 0, "type": 0, "theme": 0}
     balanced = stack.get("/api/stats", repo=REPO, method="balanced")
     assert balanced["method"] == "balanced" and balanced["pooled"]["n_per_group"] == 3
     assert httpx.get(f"{stack.url}/api/stats", params={"method": "median"}, timeout=HTTP_TIMEOUT_S).status_code == 422

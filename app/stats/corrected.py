@@ -86,6 +86,11 @@ def corrected_comparison(days: Sequence[float], probabilities: Sequence[float], 
     return result
 
 
+def without_correction(n: int, reason: str) -> Corrected:
+    """The result that says, in words, why nothing was estimated."""
+    return {**_empty(n), "reason": reason}
+
+
 def _empty(n: int) -> Corrected:
     return {
         "n": n,

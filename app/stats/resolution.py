@@ -30,12 +30,12 @@ import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from scipy import stats as scipy_stats
 
-from app.stats.corrected import corrected_comparison
-from app.stats.results import GroupStats, KruskalWallis, MannWhitney, Stats, Summary
+from app.stats.corrected import corrected_comparison, without_correction
+from app.stats.results import FilterChoice, GroupStats, KruskalWallis, MannWhitney, Stats, Summary
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
 ALPHA = 0.05  # the significance level of every test the app reports
@@ -115,8 +115,22 @@ class IssueRecord:
 
 @dataclass(frozen=True)
 class Filters:
+    """Which issues count. ``since`` / ``until``: creation dates, both inclusive. ``theme``: the PTM
+    group keeps only issues of that theme (the non-PTM group stays whole, as the comparison).
+    ``type``: issues of that type only (bug, enhancement, question)."""
+
     include_not_planned: bool = True
     include_bots: bool = True
+    since: date | None = None
+    until: date | None = None
+    theme: str | None = None
+    type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.theme is not None and self.theme not in THEME_CODES:
+            raise ValueError(f"unknown theme {self.theme!r}; one of {', '.join(THEME_CODES)}")
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(f"since ({self.since}) is after until ({self.until})")
 
     def exclusion(self, record: IssueRecord) -> str | None:
         """Why ``record`` is left out, or None when it counts.
@@ -130,7 +144,25 @@ class Filters:
             return "bots"
         if not self.include_not_planned and record.closed is not None and record.closed_reason == "not_planned":
             return "not_planned"
+        created = record.created.date()
+        if (self.since and created < self.since) or (self.until and created > self.until):
+            return "period"
+        if self.type is not None and record.type != self.type:
+            return "type"
+        if self.theme is not None and record.ptm is not False and self.theme not in record.themes:
+            return "theme"  # the unsure and unclassified too: they cannot be placed in a theme
         return None
+
+    def choice(self) -> FilterChoice:
+        return {
+            "include_not_planned": self.include_not_planned, "include_bots": self.include_bots,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "theme": self.theme, "type": self.type,
+        }
+
+
+EXCLUSIONS = ("not_planned", "bots", "language", "period", "type", "theme")
 
 
 def percentile(ordered: Sequence[int], q: float) -> float:
@@ -257,7 +289,7 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
     themes: dict[str, list[int]] = {code: [] for code in THEME_CODES}
     unlabelled_closed = {"unsure": 0, "unclassified": 0}
     open_ages: dict[str, list[int]] = {group: [] for group in GROUPS}
-    excluded = {"not_planned": 0, "bots": 0, "language": 0}
+    excluded = dict.fromkeys(EXCLUSIONS, 0)
     scored: tuple[list[int], list[float]] = ([], [])  # closed issues with a PTM probability
     for record in records:
         reason = filters.exclusion(record)
@@ -290,7 +322,8 @@ def group_stats(records: Iterable[IssueRecord], filters: Filters = Filters(),
         "mann_whitney": mann_whitney(ptm, non_ptm),
         "kruskal_wallis": kruskal_wallis(themes),
         "themes": {code: describe(days) for code, days in themes.items()},
-        "corrected": corrected_comparison(*scored),
+        "corrected": corrected_comparison(*scored) if filters.theme is None else without_correction(
+            len(scored[0]), "not estimated for one theme: the probabilities are of PTM-related, not of a theme"),
     }
 
 
@@ -308,7 +341,7 @@ def compute_stats(records: Iterable[IssueRecord], repo: str | None = None, *,
         by_repo.setdefault(record.repo, []).append(record)
     return {
         "repo": repo,
-        "filters": {"include_not_planned": filters.include_not_planned, "include_bots": filters.include_bots},
+        "filters": filters.choice(),
         "overall": group_stats(chosen, filters, now),
         "repositories": {name: group_stats(by_repo[name], filters, now) for name in sorted(by_repo)},
     }

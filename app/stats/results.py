@@ -89,7 +89,7 @@ class GroupStats(TypedDict):
     unclassified_closed: int
     open: dict[str, int]  # ptm, non_ptm, unsure, unclassified
     open_age: dict[str, Summary]
-    excluded: dict[str, int]  # not_planned, bots, language
+    excluded: dict[str, int]  # not_planned, bots, language, period, type, theme
     mann_whitney: MannWhitney
     kruskal_wallis: KruskalWallis
     themes: dict[str, Summary]
@@ -100,6 +100,10 @@ class GroupStats(TypedDict):
 class FilterChoice(TypedDict):
     include_not_planned: bool
     include_bots: bool
+    since: str | None  # creation dates, ISO
+    until: str | None
+    theme: str | None
+    type: str | None
 
 
 @with_config(_EXACT)

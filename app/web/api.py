@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -19,6 +20,7 @@ from app.store.queries import (
     repository_by_name,
     tracked_issues,
 )
+from app.taxonomy import ISSUE_TYPES
 from app.web.deps import ServicesDep, SessionDep
 from app.web.schemas import Health, IssuePage, RepositoryConfig
 from app.workflow import repo_config, repo_share
@@ -94,9 +96,19 @@ METHOD_HELP = "raw: every closed issue; balanced: the paper's method (equal PTM 
 def stats_filters(
     include_not_planned: bool = Query(True, description="count issues closed as not planned"),
     include_bots: bool = Query(True, description="count issues opened by bots"),
+    since: date | None = Query(None, description="issues created on or after this day (YYYY-MM-DD)"),
+    until: date | None = Query(None, description="issues created on or before this day (YYYY-MM-DD)"),
+    theme: str | None = Query(None, description="PTM issues of this theme only (code, e.g. HR); non-PTM stay whole"),
+    issue_type: str | None = Query(None, alias="type", description="issues of this type only: " + ", ".join(ISSUE_TYPES)),
 ) -> Filters:
-    """Which closed issues count; by default every one, the paper's definition."""
-    return Filters(include_not_planned=include_not_planned, include_bots=include_bots)
+    """Which issues count; by default every closed one, the paper's definition."""
+    if issue_type and issue_type not in ISSUE_TYPES:
+        raise HTTPException(422, f"unknown issue type {issue_type!r}; one of {', '.join(ISSUE_TYPES)}")
+    try:
+        return Filters(include_not_planned=include_not_planned, include_bots=include_bots, since=since, until=until,
+                       theme=theme or None, type=issue_type or None)
+    except ValueError as error:
+        raise HTTPException(422, str(error)) from None
 
 
 def balanced(records: list[IssueRecord], filters: Filters, seed: int, repo: str | None) -> Balanced:

@@ -1,7 +1,7 @@
 import json
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -242,11 +242,34 @@ def test_by_default_every_closed_issue_counts_and_switches_leave_some_out():
                _record(4, 1, ptm=False), _record(5, 0, ptm=False, bot=True, reason="not_planned")]
     everything = compute_stats(records)["overall"]
     assert everything["ptm"]["days"] == [5, 9, 50] and everything["non_ptm"]["days"] == [0, 1]
-    assert everything["excluded"] == {"not_planned": 0, "bots": 0, "language": 0}
+    assert everything["excluded"] == dict.fromkeys(("not_planned", "bots", "language", "period", "type", "theme"), 0)
     planned = compute_stats(records, filters=Filters(include_not_planned=False))["overall"]
     assert planned["ptm"]["days"] == [5, 9] and planned["non_ptm"]["days"] == [1]
     humans = compute_stats(records, filters=Filters(include_not_planned=False, include_bots=False))["overall"]
-    assert humans["ptm"]["days"] == [5] and humans["excluded"] == {"not_planned": 1, "bots": 2, "language": 0}
+    assert humans["ptm"]["days"] == [5]
+    assert humans["excluded"] == {"not_planned": 1, "bots": 2, "language": 0, "period": 0, "type": 0, "theme": 0}
+
+
+def test_period_type_and_theme_filters():
+    records = [replace(_record(1, 5), themes=("HR",), type="bug"), replace(_record(2, 9), themes=("SE",), type="bug"),
+               replace(_record(3, 2, ptm=False), type="question"), replace(_record(4, 1, ptm=False), type="bug"),
+               replace(_record(5, 3, ptm=None), unsure=True, type="bug"),
+               replace(_record(6, 4, ptm=False), created=datetime(2023, 6, 1, tzinfo=UTC),
+                       closed=datetime(2023, 6, 5, tzinfo=UTC))]
+    hr = compute_stats(records, filters=Filters(theme="HR"))["overall"]
+    assert hr["ptm"]["days"] == [5] and hr["non_ptm"]["days"] == [1, 2, 4]  # the non-PTM group stays whole
+    assert hr["excluded"]["theme"] == 2 and hr["corrected"]["reason"].startswith("not estimated for one theme")
+    bugs = compute_stats(records, filters=Filters(type="bug"))["overall"]
+    assert bugs["ptm"]["days"] == [5, 9] and bugs["non_ptm"]["days"] == [1] and bugs["excluded"]["type"] == 2
+    period = Filters(since=date(2024, 1, 1), until=date(2024, 12, 31))
+    recent = compute_stats(records, filters=period)
+    assert recent["overall"]["non_ptm"]["days"] == [1, 2] and recent["overall"]["excluded"]["period"] == 1
+    assert recent["filters"] == {"include_not_planned": True, "include_bots": True, "since": "2024-01-01",
+                                 "until": "2024-12-31", "theme": None, "type": None}
+    with pytest.raises(ValueError, match="unknown theme 'XX'"):
+        Filters(theme="XX")
+    with pytest.raises(ValueError, match="is after until"):
+        Filters(since=date(2024, 2, 1), until=date(2024, 1, 1))
 
 
 def test_issues_in_a_language_the_model_cannot_read_are_left_out_and_counted():
