@@ -97,6 +97,18 @@ class GroupStats(TypedDict):
 
 
 @with_config(_EXACT)
+class Month(TypedDict):
+    """:func:`app.stats.trends.monthly`: one calendar month (UTC), counts by group
+    (ptm, non_ptm, unsure, unclassified)."""
+
+    month: str  # YYYY-MM
+    opened: dict[str, int]
+    closed: dict[str, int]
+    ptm_share: float | None  # of the new issues with a PTM label, the PTM-related share
+    ptm_share_estimated: float | None  # the mean PTM probability of the new issues
+
+
+@with_config(_EXACT)
 class FilterChoice(TypedDict):
     include_not_planned: bool
     include_bots: bool

@@ -17,6 +17,7 @@ from app.stats.resolution import (
     describe,
     resolution_days,
 )
+from app.stats.trends import monthly
 from app.taxonomy import THEME_CODES
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -300,3 +301,22 @@ def test_open_issues_count_apart_with_their_age_so_far():
     assert group["open"] == {"ptm": 1, "non_ptm": 1, "unsure": 0, "unclassified": 1}
     assert group["open_age"]["ptm"]["days"] == [10] and group["open_age"]["non_ptm"]["days"] == [10]
     assert group["ptm"]["days"] == [3], "open issues never mix with resolution times"
+
+
+def test_monthly_counts_and_shares():
+    jan, mar = datetime(2024, 1, 10, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)
+    records = [
+        IssueRecord("o/r", 1, jan, mar, True, ptm_probability=0.9),
+        IssueRecord("o/r", 2, jan, None, False, ptm_probability=0.2),
+        IssueRecord("o/r", 3, jan, None, None, unsure=True, ptm_probability=0.55),
+        IssueRecord("o/r", 4, mar, mar, False, ptm_probability=0.1),
+    ]
+    rows = monthly(records)
+    assert [r["month"] for r in rows] == ["2024-01", "2024-02", "2024-03"]
+    assert rows[0]["opened"] == {"ptm": 1, "non_ptm": 1, "unsure": 1, "unclassified": 0}
+    assert rows[0]["ptm_share"] == 0.5 and rows[0]["ptm_share_estimated"] == pytest.approx((0.9 + 0.2 + 0.55) / 3)
+    assert rows[1]["opened"] == dict.fromkeys(("ptm", "non_ptm", "unsure", "unclassified"), 0)
+    assert rows[1]["ptm_share"] is None and rows[1]["ptm_share_estimated"] is None
+    assert rows[2]["closed"] == {"ptm": 1, "non_ptm": 1, "unsure": 0, "unclassified": 0}
+    assert monthly(records, Filters(since=date(2024, 3, 1)))[0]["month"] == "2024-03"
+    assert monthly([]) == []
