@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.stats.resolution import ALPHA
-from app.stats.results import Corrected
+from app.stats.results import Corrected, GroupStats
 
 PTM_COLOUR = "#d9822b"
 NON_PTM_COLOUR = "#4a7fb5"
@@ -49,3 +49,15 @@ def corrected_text(corrected: Corrected) -> str:
             f"{fmt_number(ptm['median'])} vs {fmt_number(non['median'])}; difference {fmt_number(difference['mean'])} "
             f"days (95% CI {fmt_number(low)} to {fmt_number(high)}), one-sided p = {fmt_p(p)}, "
             f"from {corrected['n']} closed issues")
+
+
+def verdict(group: GroupStats) -> str:
+    """The Mann-Whitney result of a group of issues in one sentence a maintainer can act on."""
+    test = group["mann_whitney"]
+    if test["p"] is None:
+        return f"Not enough to tell yet: {test['reason']}."
+    medians = (f"median {fmt_number(group['ptm']['median'])} vs {fmt_number(group['non_ptm']['median'])} days, "
+               f"p = {fmt_p(test['p'])}, Cliff's delta = {fmt_number(test['cliffs_delta'], 2)}")
+    if test["p"] < ALPHA:
+        return f"PTM-related issues take longer to close here: {medians}."
+    return f"No significant difference in time to close: {medians}."

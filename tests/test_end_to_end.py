@@ -53,8 +53,8 @@ def test_installation_opened_labelled_closed_and_counted(stack: Stack) -> None:
     assert stats["ptm"]["n"] == 1 and stats["ptm"]["max"] == 9
     assert stats["non_ptm"]["n"] == 1 and stats["non_ptm"]["max"] == 2
     assert stats["themes"]["HR"]["n"] == 1
-    page = httpx.get(f"{stack.url}/dashboard", params={"repo": REPO}, timeout=HTTP_TIMEOUT_S).text
-    assert REPO in page and "<svg" in page
+    page = httpx.get(f"{stack.url}/dashboard/{REPO}", timeout=HTTP_TIMEOUT_S).text
+    assert REPO in page and 'id="chart-resolution"' in page
 
     # Every request the app sent and every answer it got is what GitHub's REST description allows.
     for x in stack.sim.exchanges:
@@ -154,7 +154,7 @@ def test_an_issue_in_a_language_the_model_cannot_read_asks_a_person_and_leaves_t
     stats = stack.get("/api/stats", repo=REPO)["overall"]
     assert stats["excluded"]["language"] == 1 and stats["unclassified_closed"] == 0
     assert stats["ptm"]["n"] == stats["non_ptm"]["n"] == 0
-    page = httpx.get(f"{stack.url}/dashboard", params={"repo": REPO}, timeout=HTTP_TIMEOUT_S).text
+    page = httpx.get(f"{stack.url}/dashboard/{REPO}", timeout=HTTP_TIMEOUT_S).text
     assert "1 issue in a language the model cannot read" in page
 
 

@@ -93,11 +93,21 @@ Method = Literal["raw", "balanced"]
 METHOD_HELP = "raw: every closed issue; balanced: the paper's method (equal PTM and non-PTM samples per repository)"
 
 
+def _day(value: str | None, name: str) -> date | None:
+    """A day from a query parameter; empty (a form's blank date field) is none."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(422, f"{name} must be a day as YYYY-MM-DD, got {value!r}") from None
+
+
 def stats_filters(
     include_not_planned: bool = Query(True, description="count issues closed as not planned"),
     include_bots: bool = Query(True, description="count issues opened by bots"),
-    since: date | None = Query(None, description="issues created on or after this day (YYYY-MM-DD)"),
-    until: date | None = Query(None, description="issues created on or before this day (YYYY-MM-DD)"),
+    since: str | None = Query(None, description="issues created on or after this day (YYYY-MM-DD)"),
+    until: str | None = Query(None, description="issues created on or before this day (YYYY-MM-DD)"),
     theme: str | None = Query(None, description="PTM issues of this theme only (code, e.g. HR); non-PTM stay whole"),
     issue_type: str | None = Query(None, alias="type", description="issues of this type only: " + ", ".join(ISSUE_TYPES)),
 ) -> Filters:
@@ -105,8 +115,8 @@ def stats_filters(
     if issue_type and issue_type not in ISSUE_TYPES:
         raise HTTPException(422, f"unknown issue type {issue_type!r}; one of {', '.join(ISSUE_TYPES)}")
     try:
-        return Filters(include_not_planned=include_not_planned, include_bots=include_bots, since=since, until=until,
-                       theme=theme or None, type=issue_type or None)
+        return Filters(include_not_planned=include_not_planned, include_bots=include_bots, since=_day(since, "since"),
+                       until=_day(until, "until"), theme=theme or None, type=issue_type or None)
     except ValueError as error:
         raise HTTPException(422, str(error)) from None
 

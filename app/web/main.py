@@ -13,7 +13,7 @@ from app.config import Settings
 from app.events import router as event_router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services, identify_app
-from app.web import api, backfill_status, dashboard, webhook
+from app.web import api, backfill_status, pages, webhook
 from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
@@ -61,5 +61,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(webhook.router)
     app.include_router(api.router)
     app.include_router(backfill_status.router)
-    app.include_router(dashboard.router)
+    app.include_router(pages.router)
     return app
