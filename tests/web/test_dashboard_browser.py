@@ -180,3 +180,9 @@ def test_bad_requests_say_what_is_wrong(filled: Stack) -> None:
     moved = get("/dashboard", repo=REPO)
     assert moved.status_code == 307 and moved.headers["location"] == f"/dashboard/{REPO}"
     assert get("/static/plotly.min.js").content.startswith(b"/**")
+
+
+def test_titles_are_shown_as_text_never_as_markup(filled: Stack) -> None:
+    open_issue(filled, '<img src=x onerror="alert(1)"> CUDA out of memory with SDXL', "RuntimeError: CUDA out of memory")
+    page = httpx.get(f"{filled.url}/dashboard/{REPO}", timeout=HTTP_TIMEOUT_S).text
+    assert "&lt;img src=x onerror=" in page and "<img src=x" not in page
