@@ -339,9 +339,12 @@ def compute_stats(records: Iterable[IssueRecord], repo: str | None = None, *,
     by_repo: dict[str, list[IssueRecord]] = {}
     for record in chosen:
         by_repo.setdefault(record.repo, []).append(record)
+    overall = group_stats(chosen, filters, now)
     return {
         "repo": repo,
         "filters": filters.choice(),
-        "overall": group_stats(chosen, filters, now),
-        "repositories": {name: group_stats(by_repo[name], filters, now) for name in sorted(by_repo)},
+        "overall": overall,
+        # one repository's block is the overall one: computed once
+        "repositories": {name: overall if len(by_repo) == 1 else group_stats(by_repo[name], filters, now)
+                         for name in sorted(by_repo)},
     }

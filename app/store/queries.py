@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, load_only, selectinload
 
 from app.store.models import (
     Backfill,
@@ -242,24 +242,36 @@ def add_prediction(session: Session, issue: Issue, **fields: Any) -> Prediction:
     return prediction
 
 
-def latest_predictions(session: Session, issue_ids: Iterable[int]) -> dict[int, Prediction]:
+# What the statistics and the dashboard read of a prediction: not its per-label scores.
+_COUNTED_PREDICTION = (Prediction.issue_id, Prediction.model_version, Prediction.ptm, Prediction.ptm_score,
+                       Prediction.labels, Prediction.subthemes, Prediction.type, Prediction.abstained,
+                       Prediction.abstain_reason, Prediction.created_at)
+
+
+def latest_predictions(session: Session, issue_ids: Iterable[int], *, lean: bool = False) -> dict[int, Prediction]:
+    """The newest prediction of each issue; ``lean`` loads only what the statistics count."""
     ids = list(issue_ids)
     if not ids:
         return {}
     newest = (
         select(func.max(Prediction.id)).where(Prediction.issue_id.in_(ids)).group_by(Prediction.issue_id)
     )
-    rows = session.scalars(select(Prediction).where(Prediction.id.in_(newest)))
-    return {p.issue_id: p for p in rows}
+    query = select(Prediction).where(Prediction.id.in_(newest))
+    if lean:
+        query = query.options(load_only(*_COUNTED_PREDICTION))
+    return {p.issue_id: p for p in session.scalars(query)}
 
 
-def tracked_issues(session: Session, repository_id: int | None = None) -> list[Issue]:
-    """Issues that still exist (not deleted, not transferred away), with their repository."""
+def tracked_issues(session: Session, repository_id: int | None = None, *, lean: bool = False) -> list[Issue]:
+    """Issues that still exist (not deleted, not transferred away), with their repository;
+    ``lean`` leaves their bodies unloaded (the statistics never read them)."""
     query = (
         select(Issue).options(selectinload(Issue.repository))
         .where(Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
         .order_by(Issue.repository_id, Issue.number)
     )
+    if lean:
+        query = query.options(defer(Issue.body))
     if repository_id is not None:
         query = query.where(Issue.repository_id == repository_id)
     return list(session.scalars(query))

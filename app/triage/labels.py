@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from app.taxonomy import (
     ISSUE_TYPES,
@@ -134,7 +135,7 @@ class LabelPolicy:
 
     def code_of(self, name: str) -> str | None:
         """The code behind an app label name (any case), ``None`` for other labels."""
-        return self._codes_by_name().get(name.strip().casefold())
+        return self._codes_by_name.get(name.strip().casefold())
 
     def is_app_label(self, name: str) -> bool:
         """Whether the app may own ``name``; sub-theme labels count even with ``subthemes=False``."""
@@ -238,7 +239,9 @@ class LabelPolicy:
         specs += [LabelSpec(self.label_name(c), TYPE_COLOR, f"Issue type {c} (set by PTM Triage)") for c in ISSUE_TYPES]
         return specs
 
+    @cached_property
     def _codes_by_name(self) -> dict[str, str]:
+        """Built once per policy: every statistics page reads thousands of labels through it."""
         codes = (PTM_CODE, ABSTAIN_CODE, *THEME_CODES, *SUBTHEME_CODES, *ISSUE_TYPES)
         return {self.label_name(c).casefold(): c for c in codes}
 

@@ -40,6 +40,6 @@ def record_of(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) 
 
 def repository_records(session: Session, repository_id: int | None, policy: LabelPolicy) -> list[IssueRecord]:
     """The records of one repository's tracked issues (every repository's with None)."""
-    issues = tracked_issues(session, repository_id)
-    predictions = latest_predictions(session, [i.id for i in issues])
+    issues = tracked_issues(session, repository_id, lean=True)
+    predictions = latest_predictions(session, [i.id for i in issues], lean=True)
     return [record_of(i, predictions.get(i.id), policy) for i in issues]

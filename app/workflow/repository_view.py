@@ -75,8 +75,8 @@ def _row(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> Is
 
 def issue_rows(session: Session, repository_id: int | None, policy: LabelPolicy) -> list[IssueRow]:
     """Every tracked issue of one repository (of all with None), by repository and number."""
-    issues = tracked_issues(session, repository_id)
-    predictions = latest_predictions(session, [i.id for i in issues])
+    issues = tracked_issues(session, repository_id, lean=True)
+    predictions = latest_predictions(session, [i.id for i in issues], lean=True)
     return [_row(issue, predictions.get(issue.id), policy) for issue in issues]
 
 

@@ -79,3 +79,17 @@ def test_simulation_coverage_and_verdicts() -> None:
         agree_labelled += (mann_whitney_p(data.days, data.predicted) < ALPHA) == true_verdict
     assert 0.85 <= covered / seeds <= 1.0
     assert agree_corrected > agree_labelled
+
+
+def test_a_large_repository_bootstraps_a_sample_with_the_same_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``BOOTSTRAP_SAMPLE`` issues the interval comes from a sample, scaled: about as wide as
+    the interval of the bootstrap over every issue."""
+    from app.stats import corrected
+
+    data = simulate(5, n=12000, share=0.3, factor=1.5)
+    sampled = corrected_comparison(data.days, data.probability)["difference_days"]
+    monkeypatch.setattr(corrected, "BOOTSTRAP_SAMPLE", 100_000)
+    full = corrected_comparison(data.days, data.probability)["difference_days"]
+    assert sampled["mean"] == full["mean"]
+    width = lambda d: d["ci95"][1] - d["ci95"][0]  # noqa: E731
+    assert width(sampled) == pytest.approx(width(full), rel=0.15)

@@ -1,0 +1,125 @@
+"""Dashboard benchmark: how long the pages take to render for a large installation.
+
+Fills an SQLite database directly (bulk inserts of issues and their predictions, as the
+webhook path would have left them; a person's labels on 2% of the issues), then times the
+service's own answers in process (FastAPI's TestClient, the embedded default):
+
+- ``GET /dashboard/bench/huge``: one repository of ``--issues`` issues (target: at most 1 s);
+- ``GET /dashboard``: ``--repositories`` repositories of ``--per-repository`` issues each (target: 1 s).
+
+    .venv/bin/python benchmarks/dashboard.py [--issues 100000] [--repositories 500] [--per-repository 40]
+
+Median and maximum of ``--runs`` requests after one warm-up, written to
+``benchmarks/results/dashboard.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from app.config import Settings  # noqa: E402
+from app.store.db import Database  # noqa: E402
+from app.store.models import Issue, Prediction, Repository  # noqa: E402
+from app.triage.labels import LabelPolicy  # noqa: E402
+from app.web.main import create_app  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+TARGET_S = 1.0
+START = datetime(2023, 1, 1, tzinfo=UTC)
+THEMES = ("HR", "SE", "PQ", "MU", "FN", "RC", "DI")
+
+
+def fill(db: Database, repositories: list[tuple[int, str, int]], seed: int = 0) -> None:
+    """Issues and one prediction each, about 30% PTM-related, 80% closed, for each (id, name, count)."""
+    rng = random.Random(seed)
+    policy = LabelPolicy()
+    theme_label = {code: policy.label_name(code) for code in THEMES}
+    issue_id = 0
+    with db.session() as session:
+        session.execute(insert(Repository), [{"id": rid, "full_name": name} for rid, name, _ in repositories])
+        for repository_id, _, count in repositories:
+            issues, predictions = [], []
+            for number in range(1, count + 1):
+                issue_id += 1
+                score = rng.betavariate(0.45, 1.05)
+                ptm = score >= 0.5
+                theme = rng.choice(THEMES)
+                labels = [policy.ptm_label, theme_label[theme]] if ptm else []
+                created = START + timedelta(days=rng.uniform(0, 700))
+                closed = created + timedelta(days=rng.lognormvariate(2.8 if ptm else 2.0, 1.0)) \
+                    if rng.random() < 0.8 else None
+                issues.append({
+                    "id": issue_id, "repository_id": repository_id, "number": number, "title": f"issue {number}",
+                    "body": "", "state": "closed" if closed else "open", "labels": labels, "created_at": created,
+                    "closed_at": closed, "state_reason": "completed" if closed else None,
+                    "labels_locked_by_human": rng.random() < 0.02, "author_login": "someone", "author_type": "User",
+                })
+                predictions.append({
+                    "issue_id": issue_id, "model_version": "bench", "ptm": ptm, "ptm_score": score,
+                    "themes": [theme] if ptm else [], "labels": labels, "subthemes": [], "type": "bug",
+                    "abstained": False, "created_at": created,
+                })
+            for start in range(0, len(issues), 5000):
+                session.execute(insert(Issue), issues[start:start + 5000])
+                session.execute(insert(Prediction), predictions[start:start + 5000])
+
+
+def timed(client: TestClient, path: str, runs: int) -> dict[str, Any]:
+    assert client.get(path).status_code == 200  # warm-up
+    seconds = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(path)
+        seconds.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text[:300]
+    return {"path": path, "median_s": round(statistics.median(seconds), 3), "max_s": round(max(seconds), 3),
+            "runs": runs, "target_s": TARGET_S, "met": statistics.median(seconds) <= TARGET_S}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--issues", type=int, default=100_000)
+    parser.add_argument("--repositories", type=int, default=500)
+    parser.add_argument("--per-repository", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(_env_file=None, data_dir=Path(tmp), database_url=f"sqlite:///{tmp}/bench.db",
+                            model_kind="baseline", worker="off")
+        db = Database(settings.sqlalchemy_url)
+        db.migrate()
+        started = time.perf_counter()
+        fill(db, [(1, "bench/huge", args.issues)]
+             + [(100 + k, f"bench/repo-{k:03d}", args.per_repository) for k in range(args.repositories)])
+        fill_s = time.perf_counter() - started
+        with TestClient(create_app(settings)) as client:
+            results = {
+                "repository_page": {"issues": args.issues, **timed(client, "/dashboard/bench/huge", args.runs)},
+                "overview": {"repositories": args.repositories + 1,
+                             "issues": args.issues + args.repositories * args.per_repository,
+                             **timed(client, "/dashboard", args.runs)},
+            }
+    out = {**results, "fill_s": round(fill_s, 1), "database": "sqlite"}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "dashboard.json"
+    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
