@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, case, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer, load_only, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from app.store.models import (
     Backfill,
@@ -242,36 +242,76 @@ def add_prediction(session: Session, issue: Issue, **fields: Any) -> Prediction:
     return prediction
 
 
-# What the statistics and the dashboard read of a prediction: not its per-label scores.
-_COUNTED_PREDICTION = (Prediction.issue_id, Prediction.model_version, Prediction.ptm, Prediction.ptm_score,
-                       Prediction.labels, Prediction.subthemes, Prediction.type, Prediction.abstained,
-                       Prediction.abstain_reason, Prediction.created_at)
-
-
-def latest_predictions(session: Session, issue_ids: Iterable[int], *, lean: bool = False) -> dict[int, Prediction]:
-    """The newest prediction of each issue; ``lean`` loads only what the statistics count."""
+def latest_predictions(session: Session, issue_ids: Iterable[int]) -> dict[int, Prediction]:
     ids = list(issue_ids)
     if not ids:
         return {}
     newest = (
         select(func.max(Prediction.id)).where(Prediction.issue_id.in_(ids)).group_by(Prediction.issue_id)
     )
-    query = select(Prediction).where(Prediction.id.in_(newest))
-    if lean:
-        query = query.options(load_only(*_COUNTED_PREDICTION))
-    return {p.issue_id: p for p in session.scalars(query)}
+    rows = session.scalars(select(Prediction).where(Prediction.id.in_(newest)))
+    return {p.issue_id: p for p in rows}
 
 
-def tracked_issues(session: Session, repository_id: int | None = None, *, lean: bool = False) -> list[Issue]:
-    """Issues that still exist (not deleted, not transferred away), with their repository;
-    ``lean`` leaves their bodies unloaded (the statistics never read them)."""
+class CountedIssue(Protocol):
+    """A row of :func:`counted_issues`."""
+
+    id: int
+    number: int
+    title: str
+    state: str
+    state_reason: str | None
+    labels: list[str]
+    created_at: datetime
+    closed_at: datetime | None
+    labels_locked_by_human: bool
+    author_login: str | None
+    author_type: str | None
+    repo: str
+    model_version: str | None
+    ptm_score: float | None
+    predicted_labels: list[str] | None
+    subthemes: list[str] | None
+    predicted_type: str | None
+    abstained: bool | None
+    abstain_reason: str | None
+    predicted_at: datetime | None
+
+
+def counted_issues(session: Session, repository_id: int | None = None) -> list[CountedIssue]:
+    """What the statistics and the dashboard read of every tracked issue (of one repository, or all)
+    and of its newest prediction, as plain rows in one query: no ORM objects, no bodies, no
+    per-label scores, so a repository of 100,000 issues loads in a fraction of a second. The
+    prediction's columns are None for an issue without one."""
+    newest = (select(Prediction.issue_id, func.max(Prediction.id).label("prediction_id"))
+              .group_by(Prediction.issue_id).subquery())
+    query = (
+        select(
+            Issue.id, Issue.number, Issue.title, Issue.state, Issue.state_reason, Issue.labels, Issue.created_at,
+            Issue.closed_at, Issue.labels_locked_by_human, Issue.author_login, Issue.author_type,
+            Repository.full_name.label("repo"),
+            Prediction.model_version, Prediction.ptm_score, Prediction.labels.label("predicted_labels"),
+            Prediction.subthemes, Prediction.type.label("predicted_type"), Prediction.abstained,
+            Prediction.abstain_reason, Prediction.created_at.label("predicted_at"),
+        )
+        .join(Repository, Repository.id == Issue.repository_id)
+        .outerjoin(newest, newest.c.issue_id == Issue.id)
+        .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
+        .where(Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
+        .order_by(Issue.repository_id, Issue.number)
+    )
+    if repository_id is not None:
+        query = query.where(Issue.repository_id == repository_id)
+    return cast(list[CountedIssue], list(session.execute(query)))
+
+
+def tracked_issues(session: Session, repository_id: int | None = None) -> list[Issue]:
+    """Issues that still exist (not deleted, not transferred away), with their repository."""
     query = (
         select(Issue).options(selectinload(Issue.repository))
         .where(Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
         .order_by(Issue.repository_id, Issue.number)
     )
-    if lean:
-        query = query.options(defer(Issue.body))
     if repository_id is not None:
         query = query.where(Issue.repository_id == repository_id)
     return list(session.scalars(query))

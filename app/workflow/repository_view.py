@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.stats.resolution import IssueRecord
-from app.store.models import Issue, LabelChange, Prediction
-from app.store.queries import latest_predictions, tracked_issues
+from app.store.models import Issue, LabelChange
+from app.store.queries import CountedIssue, counted_issues
 from app.triage.labels import LabelPolicy
 from app.workflow.records import record_of
 
@@ -62,22 +62,19 @@ def issue_url(repo: str, number: int) -> str:
     return f"{GITHUB_WEB}/{repo}/issues/{number}"
 
 
-def _row(issue: Issue, prediction: Prediction | None, policy: LabelPolicy) -> IssueRow:
-    repo = issue.repository.full_name
+def _row(issue: CountedIssue, policy: LabelPolicy) -> IssueRow:
+    predicted = issue.predicted_labels is not None
     return IssueRow(
-        record=record_of(issue, prediction, policy), title=issue.title, url=issue_url(repo, issue.number),
-        state=issue.state, labels=tuple(issue.labels), ptm_score=prediction.ptm_score if prediction else None,
-        model_ptm=policy.decode(prediction.labels)[0] if prediction else None,
-        model=prediction.model_version if prediction else None,
-        triaged_at=prediction.created_at if prediction else None, labels_set_by_person=issue.labels_locked_by_human,
+        record=record_of(issue, policy), title=issue.title, url=issue_url(issue.repo, issue.number),
+        state=issue.state, labels=tuple(issue.labels), ptm_score=issue.ptm_score,
+        model_ptm=policy.decode(issue.predicted_labels or [])[0] if predicted else None,
+        model=issue.model_version, triaged_at=issue.predicted_at, labels_set_by_person=issue.labels_locked_by_human,
     )
 
 
 def issue_rows(session: Session, repository_id: int | None, policy: LabelPolicy) -> list[IssueRow]:
     """Every tracked issue of one repository (of all with None), by repository and number."""
-    issues = tracked_issues(session, repository_id, lean=True)
-    predictions = latest_predictions(session, [i.id for i in issues], lean=True)
-    return [_row(issue, predictions.get(issue.id), policy) for issue in issues]
+    return [_row(issue, policy) for issue in counted_issues(session, repository_id)]
 
 
 def corrections(session: Session, repository_id: int, policy: LabelPolicy, rows: list[IssueRow],

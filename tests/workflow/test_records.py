@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from app.store.models import Issue, Prediction, Repository
 from app.triage.labels import LabelPolicy
 from app.workflow.records import record_of
 
 POLICY = LabelPolicy()
-CREATED = datetime(2024, 1, 1, tzinfo=UTC)
 
 
-def _issue(labels: list[str], locked: bool = False) -> Issue:
-    return Issue(repository=Repository(id=1, full_name="o/r"), number=7, title="t", created_at=CREATED,
-                 closed_at=datetime(2024, 1, 9, tzinfo=UTC), labels=labels, labels_locked_by_human=locked)
+@dataclass
+class Counted:
+    """A row of ``app.store.queries.counted_issues``."""
 
-
-def _prediction(labels: list[str], score: float, abstained: bool = False, reason: str | None = None) -> Prediction:
-    return Prediction(model_version="m", ptm=score >= 0.5, ptm_score=score, labels=labels, subthemes=[],
-                      abstained=abstained, abstain_reason=reason)
+    labels: list[str]
+    ptm_score: float | None = None
+    predicted_labels: list[str] | None = None
+    abstained: bool | None = None
+    abstain_reason: str | None = None
+    labels_locked_by_human: bool = False
+    id: int = 1
+    number: int = 7
+    title: str = "t"
+    state: str = "closed"
+    state_reason: str | None = "completed"
+    created_at: datetime = datetime(2024, 1, 1, tzinfo=UTC)
+    closed_at: datetime | None = datetime(2024, 1, 9, tzinfo=UTC)
+    author_login: str | None = "someone"
+    author_type: str | None = "User"
+    repo: str = "o/r"
+    model_version: str | None = "m"
+    subthemes: list[str] | None = field(default_factory=list)
+    predicted_type: str | None = None
+    predicted_at: datetime | None = None
 
 
 def test_the_model_unsure_is_its_own_group_with_its_probability() -> None:
-    record = record_of(_issue([POLICY.abstain]), _prediction([POLICY.abstain], 0.634, abstained=True), POLICY)
-    assert (record.ptm, record.unsure, record.ptm_probability) == (None, True, 0.634)
+    issue = Counted([POLICY.abstain], 0.634, [POLICY.abstain], abstained=True)
+    record = record_of(issue, POLICY)
+    assert (record.ptm, record.unsure, record.ptm_probability, record.days) == (None, True, 0.634, 8)
 
 
 def test_a_language_the_model_cannot_read_is_not_doubt() -> None:
-    prediction = _prediction([POLICY.abstain], 0.7, abstained=True, reason="language not supported")
-    record = record_of(_issue([POLICY.abstain]), prediction, POLICY)
+    issue = Counted([POLICY.abstain], 0.7, [POLICY.abstain], abstained=True, abstain_reason="language not supported")
+    record = record_of(issue, POLICY)
     assert (record.unsure, record.abstain_reason) == (False, "language not supported")
 
 
 def test_a_person_labels_count_as_certain() -> None:
-    record = record_of(_issue([POLICY.ptm_label], locked=True), _prediction([], 0.2), POLICY)
+    record = record_of(Counted([POLICY.ptm_label], 0.2, [], labels_locked_by_human=True), POLICY)
     assert (record.ptm, record.ptm_probability, record.unsure) == (True, 1.0, False)
-    assert record_of(_issue([], locked=False), None, POLICY).ptm_probability is None
+    unseen = record_of(Counted([], model_version=None, subthemes=None), POLICY)
+    assert (unseen.ptm, unseen.ptm_probability) == (None, None)
