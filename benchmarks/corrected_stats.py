@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from locations import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,8 +37,6 @@ sys.path.insert(0, str(ROOT))
 from app.stats.corrected import corrected_comparison  # noqa: E402
 from app.stats.resolution import ALPHA  # noqa: E402
 from tests.misclassified_installation import mann_whitney_p, simulate, true_difference  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
 
 # (name, issues, PTM share, PTM median factor, k: the classifier's error, larger is worse)
 SETTINGS = [
@@ -101,11 +100,8 @@ def main() -> None:
                            for name in ("labelled", "corrected")},
     }
     out = {"settings": results, "summary": summary, "alpha": ALPHA, "wall_s": round(time.perf_counter() - started, 1)}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "corrected-stats.json"
-    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, indent=2))
-    print(f"wrote {path}")
+    write_result("corrected-stats", out)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from locations import write_result
 from sqlalchemy import insert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,6 @@ from app.store.models import Issue, Prediction, Repository  # noqa: E402
 from app.triage.labels import LabelPolicy  # noqa: E402
 from app.web.main import create_app  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "results"
 TARGET_S = 1.0
 START = datetime(2023, 1, 1, tzinfo=UTC)
 THEMES = ("HR", "SE", "PQ", "MU", "FN", "RC", "DI")
@@ -114,11 +114,8 @@ def main() -> None:
                              **timed(client, "/dashboard", args.runs)},
             }
     out = {**results, "fill_s": round(fill_s, 1), "database": "sqlite"}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "dashboard.json"
-    path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=2))
-    print(f"wrote {path}")
+    write_result("dashboard", out)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -16,3 +18,12 @@ def model_parser(doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--model", default="bert")
     parser.add_argument("--model-dir", type=Path)
     return parser
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` and say where."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+    return path
