@@ -186,3 +186,17 @@ def test_titles_are_shown_as_text_never_as_markup(filled: Stack) -> None:
     open_issue(filled, '<img src=x onerror="alert(1)"> CUDA out of memory with SDXL', "RuntimeError: CUDA out of memory")
     page = httpx.get(f"{filled.url}/dashboard/{REPO}", timeout=HTTP_TIMEOUT_S).text
     assert "&lt;img src=x onerror=" in page and "<img src=x" not in page
+
+
+def test_little_data_is_said_in_words(stack: Stack) -> None:
+    def page(path: str) -> str:
+        return httpx.get(f"{stack.url}{path}", timeout=HTTP_TIMEOUT_S).text
+
+    assert "No issue is tracked yet" in page("/dashboard")
+    number = open_issue(stack, PTM[0][0], PTM[0][1], created_days_ago=3)
+    assert "No closed issues yet: nothing to compare." in page(f"/dashboard/{REPO}")
+    stack.sim.set_issue_state(REPO, number, "closed")
+    stack.send("issues", stack.sim.issues_payload("closed", REPO, number, INSTALLATION))
+    stack.settle()
+    few = page(f"/dashboard/{REPO}")
+    assert "Not enough to tell yet: too few closed issues" in few and "not estimated: too few closed issues" in few
