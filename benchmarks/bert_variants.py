@@ -22,16 +22,19 @@ split of ``app.triage.bert_train``, seed 13) and reports dev.jsonl's figures
 Each writes ``benchmarks/results/variant-<name>.json`` and prints its figures.
 
 Runs on the 5,011-issue split (issue 11; 2 cores, two runs side by side, one core each):
-- seed 13, the shipped ``models/bert`` (``ptm-triage train --kind bert``; 73 min): bert-minilm@9a47d557df22;
+- seed 13, shipped before the row weights (``ptm-triage train --kind bert``; 73 min): bert-minilm@9a47d557df22;
 - seed 7 (``recipe split5011-seed-7 '{"seed": 7}'``; about 70 min): bert-minilm@c470990f2916;
 - seed 21 (``recipe split5011-seed-21 '{"seed": 21}'``; 60 min): bert-minilm@7749e122a0bf;
 - the three on dev with mean and spread: ``seeds split5011 models/bert A-s7 A-s21`` (``variant-seeds-split5011.json``);
   the model shipped before, bert-minilm@6df5fb79afbe (old split), is in ``variant-seeds-check.json``;
 - learning curve, seed 13, one core each: ``recipe curve-25 '{"fit_fraction": 0.25}'`` (21 min,
   bert-minilm@78471e762a58) and ``curve-50`` (35 min, bert-minilm@0adc19e66f7c); 100% is the shipped recipe;
-- row weights from the annotation's certainty, seed 13: ``recipe weights-certain2-low05
+- row weights from the annotation's certainty (now the recipe's defaults): ``recipe weights-certain2-low05
   '{"certain_negative_weight": 2.0, "low_confidence_weight": 0.5}' --keep W-s13`` (59 min,
-  bert-minilm@717dd4a58981; its dev figures in ``variant-seeds-weights-s13.json``).
+  bert-minilm@717dd4a58981, shipped as ``models/bert``: seed 13 is the recipe's own seed), and the same with
+  ``"seed": 7`` (bert-minilm@0b0fc3b1e8ac) and ``"seed": 21`` (bert-minilm@34fe8171b97f), about 100 min each
+  beside other work; the three on dev: ``seeds weights-split5011 W-s13 W-s7 W-s21``
+  (``variant-seeds-weights-split5011.json``).
 """
 
 from __future__ import annotations
