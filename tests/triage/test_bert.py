@@ -339,7 +339,10 @@ def test_row_weights_follow_the_annotation_certainty() -> None:
         LabeledIssue(id="u3", url="u3", repo="o/r", title="c", body="", ptm=True, themes=(), subthemes=(), confidence="high"),
         LabeledIssue(id="u4", url="u4", repo="o/r", title="d", body="", ptm=False, themes=(), subthemes=()),
     ]
-    assert row_weights(issues, BertTrainConfig()).tolist() == [1.0, 1.0, 1.0, 1.0]
+    alike = BertTrainConfig(low_confidence_weight=1.0, certain_negative_weight=1.0)
+    assert row_weights(issues, alike).tolist() == [1.0, 1.0, 1.0, 1.0]
+    shipped = row_weights(issues, BertTrainConfig())  # low-confidence 0.5, certain non-PTM 2.0, the rest 1.0
+    assert shipped.tolist() == pytest.approx([0.5 / 1.125, 2.0 / 1.125, 1.0 / 1.125, 1.0 / 1.125])
     weighted = row_weights(issues, BertTrainConfig(low_confidence_weight=0.5, certain_negative_weight=2.5))
     assert weighted.mean() == pytest.approx(1.0)
     assert weighted.tolist() == pytest.approx([0.4, 2.0, 0.8, 0.8])
