@@ -58,17 +58,15 @@ def corrected_comparison(days: Sequence[float], probabilities: Sequence[float], 
         raise ValueError("PTM probabilities must lie in [0, 1]")
     order = np.lexsort((p, t))  # the same issues in any order give the same figures
     t, p = t[order], p[order]
-    result = _empty(len(t))
     expected_ptm, expected_non = float(p.sum()), float((1.0 - p).sum())
     if min(expected_ptm, expected_non) < MIN_EXPECTED:
-        result["reason"] = (
+        return without_correction(len(t), (
             f"too few closed issues: about {expected_ptm:.1f} PTM and {expected_non:.1f} non-PTM expected "
             f"(need at least {MIN_EXPECTED:.0f} each)"
-        )
-        return result
+        ))
     if float(p.var()) < MIN_SPREAD:
-        result["reason"] = "the PTM probabilities barely vary, so the two groups cannot be told apart"
-        return result
+        return without_correction(len(t), "the PTM probabilities barely vary, so the two groups cannot be told apart")
+    result = _empty(len(t))
     intercept, slope = _line(p, t)
     medians = _medians(p, t)
     result["ptm"] = {"mean": intercept + slope, "median": medians[0]}

@@ -253,6 +253,10 @@ def latest_predictions(session: Session, issue_ids: Iterable[int]) -> dict[int, 
     return {p.issue_id: p for p in rows}
 
 
+_STILL_THERE = (Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
+"""What makes an issue tracked: neither deleted nor transferred away."""
+
+
 class CountedIssue(Protocol):
     """A row of :func:`counted_issues`."""
 
@@ -297,7 +301,7 @@ def counted_issues(session: Session, repository_id: int | None = None) -> list[C
         .join(Repository, Repository.id == Issue.repository_id)
         .outerjoin(newest, newest.c.issue_id == Issue.id)
         .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
-        .where(Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
+        .where(*_STILL_THERE)
         .order_by(Issue.repository_id, Issue.number)
     )
     if repository_id is not None:
@@ -309,7 +313,7 @@ def tracked_issues(session: Session, repository_id: int | None = None) -> list[I
     """Issues that still exist (not deleted, not transferred away), with their repository."""
     query = (
         select(Issue).options(selectinload(Issue.repository))
-        .where(Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
+        .where(*_STILL_THERE)
         .order_by(Issue.repository_id, Issue.number)
     )
     if repository_id is not None:

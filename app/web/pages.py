@@ -16,11 +16,10 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from app.formatting import corrected_text, fmt_number, fmt_p, verdict
-from app.stats.comparison import balanced_comparison
 from app.stats.resolution import Filters, compute_stats, group_of
 from app.stats.trends import monthly
 from app.taxonomy import ISSUE_TYPES, THEMES
-from app.web.api import stats_filters, tracked_repository
+from app.web.api import balanced, stats_filters, tracked_repository
 from app.web.charts import chart_payload, monthly_flow, monthly_share, resolution_boxes, theme_boxes
 from app.web.deps import ServicesDep, SessionDep
 from app.workflow.repository_view import IssueRow, corrections, issue_rows
@@ -94,8 +93,7 @@ def repository_page(request: Request, owner: str, name: str, services: ServicesD
     shown = _shown(rows, filters)
     months = monthly(records, filters)
     charts = [monthly_share(months), resolution_boxes(group), theme_boxes(group), monthly_flow(months)]
-    kept = [r.record for r in shown]
-    balanced = balanced_comparison(kept, repo=found.full_name)
+    comparison = balanced(records, filters, 0, found.full_name)
     open_ptm = sorted((r for r in shown if r.record.closed is None and r.record.ptm), key=lambda r: r.record.created)
     latest = sorted((r for r in shown if r.triaged_at is not None), key=lambda r: r.triaged_at or 0, reverse=True)
     return templates.TemplateResponse(request, "repository.html", {
@@ -103,8 +101,8 @@ def repository_page(request: Request, owner: str, name: str, services: ServicesD
         "query": _query(filters), "action": f"/dashboard/{found.full_name}",
         "verdict": verdict(group), "corrected": corrected_text(group["corrected"]), "charts": charts,
         "payload": json.dumps(chart_payload(charts)).replace("</", "<\\/"),
-        "open_ptm": open_ptm, "latest": latest[:LATEST], "corrections": corrections(session, found.id, services.policy, rows),
-        "balanced": balanced["pooled"], "group_names": GROUP_NAMES, "group_of": group_of,
+        "open_ptm": open_ptm, "latest": latest[:LATEST], "corrections": corrections(session, found, services.policy, rows),
+        "balanced": comparison["pooled"], "group_names": GROUP_NAMES, "group_of": group_of,
     })
 
 

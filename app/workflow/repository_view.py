@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.stats.resolution import IssueRecord
-from app.store.models import Issue, LabelChange
+from app.store.models import Issue, LabelChange, Repository
 from app.store.queries import CountedIssue, counted_issues
 from app.triage.labels import LabelPolicy
 from app.workflow.records import record_of
@@ -77,15 +77,15 @@ def issue_rows(session: Session, repository_id: int | None, policy: LabelPolicy)
     return [_row(issue, policy) for issue in counted_issues(session, repository_id)]
 
 
-def corrections(session: Session, repository_id: int, policy: LabelPolicy, rows: list[IssueRow],
+def corrections(session: Session, repository: Repository, policy: LabelPolicy, rows: list[IssueRow],
                 recent: int = 20) -> Corrections:
+    """``rows``: the repository's issues (``issue_rows``)."""
     changes = session.execute(
         select(LabelChange, Issue.number).join(Issue, LabelChange.issue_id == Issue.id)
-        .where(Issue.repository_id == repository_id, LabelChange.by_app.is_(False))
+        .where(Issue.repository_id == repository.id, LabelChange.by_app.is_(False))
         .order_by(LabelChange.at.desc(), LabelChange.id.desc())
     ).all()
     ours = [(change, number) for change, number in changes if policy.is_app_label(change.label)]
-    repo = rows[0].record.repo if rows else ""
     reviewed = agreed = 0
     for row in rows:
         if not row.labels_set_by_person or row.record.ptm is None or row.model_ptm is None:
@@ -93,7 +93,7 @@ def corrections(session: Session, repository_id: int, policy: LabelPolicy, rows:
         reviewed += 1
         agreed += row.record.ptm == row.model_ptm
     return Corrections(
-        recent=[Correction(number, issue_url(repo, number), change.label, change.action, change.actor, change.at)
+        recent=[Correction(number, issue_url(repository.full_name, number), change.label, change.action, change.actor, change.at)
                 for change, number in ours[:recent]],
         changed_issues=len({number for _, number in ours}), reviewed=reviewed, agreed=agreed,
     )
