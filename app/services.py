@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 from gidgethub.abc import GitHubAPI
 
+from app.computed import Computed
 from app.config import ConfigError, Settings
 from app.github.auth import AppAuth
 from app.github.client import GitHubClientFactory
@@ -30,6 +31,7 @@ class Services:
     bot_login: str | None = None
     known_labels: dict[str, set[str]] = field(default_factory=dict)
     backfills_scheduled: Callable[[], None] = lambda: None  # the backfill runner's wake-up, when one runs
+    computed: Computed = field(default_factory=Computed)  # the dashboard's answers, until their data changes
 
     @property
     def dry_run(self) -> bool:

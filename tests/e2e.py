@@ -53,6 +53,11 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def get_text(self, path: str) -> str:
+        response = httpx.get(f"{self.url}{path}", timeout=HTTP_TIMEOUT_S)
+        assert response.status_code == 200, response.text
+        return response.text
+
     def settle(self) -> dict[str, int]:
         """Wait until no delivery is queued and no backfill is left to finish; the delivery counts."""
         seen: dict[str, int] = {}

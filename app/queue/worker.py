@@ -29,6 +29,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._current: str | None = None
+        self._changed = False  # deliveries were processed since the dashboard's answers were last refreshed
+        self._refresh: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         """A new delivery is stored: look now instead of at the next poll."""
@@ -43,6 +45,9 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._refresh is not None:
+            await self._refresh  # a thread: it cannot be cancelled, and it ends by itself
+            self._refresh = None
         if self._current is not None:
             with self.services.db.session() as session:
                 queries.release_delivery(session, self._current)
@@ -58,9 +63,23 @@ class DeliveryWorker:
                 log.exception("worker loop error; continuing")
                 worked = 0
             if worked:
+                self._changed = True
                 continue
+            if self._changed and (self._refresh is None or self._refresh.done()):
+                self._changed = False
+                self._refresh = asyncio.create_task(asyncio.to_thread(self._refresh_answers), name="refresh-answers")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.services.settings.worker_poll_s)
+
+    def _refresh_answers(self) -> None:
+        """Compute again the dashboard answers asked for lately (``app.computed``), now the queue is worked through."""
+        try:
+            refreshed = self.services.computed.refresh(self.services.db)
+        except Exception:
+            log.exception("refreshing the dashboard's answers failed; they are computed when asked for")
+            return
+        if refreshed:
+            log.info("refreshed %d dashboard answers", refreshed)
 
     async def run_once(self, batch: int = 20) -> int:
         """Process the deliveries due now; returns how many were claimed."""

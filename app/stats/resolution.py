@@ -29,7 +29,7 @@ import math
 import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from scipy import stats as scipy_stats
@@ -39,6 +39,8 @@ from app.stats.results import FilterChoice, GroupStats, KruskalWallis, MannWhitn
 from app.taxonomy import SUBTHEME_CODES, THEME_CODES
 
 ALPHA = 0.05  # the significance level of every test the app reports
+
+_THEME_SET, _SUBTHEME_SET = frozenset(THEME_CODES), frozenset(SUBTHEME_CODES)
 
 MIN_GROUP = 3
 """Closed issues each side needs before Mann-Whitney U is run."""
@@ -90,16 +92,22 @@ class IssueRecord:
     ptm_probability: float | None = None  # calibrated P(PTM-related); 0 or 1 where a person set the labels
     unsure: bool = False  # no label because the model was unsure (it abstained, ``ptm`` None), not yet unclassified
 
+    days: int | None = field(init=False, repr=False, compare=False)  # resolution days; None while open
+
     def __post_init__(self) -> None:
-        object.__setattr__(self, "created", as_utc(self.created))
+        created = as_utc(self.created)
+        object.__setattr__(self, "created", created)
+        days = None
         if self.closed is not None:
-            object.__setattr__(self, "closed", as_utc(self.closed))
-            resolution_days(self.created, self.closed)
-        for name, known in (("themes", THEME_CODES), ("subthemes", SUBTHEME_CODES)):
+            closed = as_utc(self.closed)
+            object.__setattr__(self, "closed", closed)
+            days = resolution_days(created, closed)
+        object.__setattr__(self, "days", days)
+        for name, known in (("themes", _THEME_SET), ("subthemes", _SUBTHEME_SET)):
             codes = tuple(getattr(self, name))
             object.__setattr__(self, name, codes)
-            unknown = [code for code in codes if code not in known]
-            if unknown:
+            if not known.issuperset(codes):
+                unknown = [code for code in codes if code not in known]
                 raise ValueError(f"unknown {name[:-1]} codes for {self.repo}#{self.number}: {unknown}")
 
     def probability(self) -> float | None:
@@ -107,10 +115,6 @@ class IssueRecord:
         if self.ptm_probability is not None:
             return self.ptm_probability
         return None if self.ptm is None else float(self.ptm)
-
-    @property
-    def days(self) -> int | None:
-        return None if self.closed is None else resolution_days(self.created, self.closed)
 
 
 @dataclass(frozen=True)

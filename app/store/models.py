@@ -71,6 +71,8 @@ class Repository(Base):
     installation_id: Mapped[int | None] = mapped_column(ForeignKey("installations.id"), index=True)
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Raised in the same transaction as every change to the repository's issues (app.store.versioning).
+    data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     installation: Mapped[Installation | None] = relationship(back_populates="repositories")
 

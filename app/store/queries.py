@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import CursorResult, case, func, select, update
+from sqlalchemy import CursorResult, Text, case, func, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -257,15 +259,15 @@ _STILL_THERE = (Issue.deleted_at.is_(None), Issue.transferred_at.is_(None))
 """What makes an issue tracked: neither deleted nor transferred away."""
 
 
-class CountedIssue(Protocol):
-    """A row of :func:`counted_issues`."""
+class CountedIssue(NamedTuple):
+    """A row of :func:`counted_issues`; label lists as tuples."""
 
     id: int
     number: int
     title: str
     state: str
     state_reason: str | None
-    labels: list[str]
+    labels: tuple[str, ...]
     created_at: datetime
     closed_at: datetime | None
     labels_locked_by_human: bool
@@ -274,8 +276,8 @@ class CountedIssue(Protocol):
     repo: str
     model_version: str | None
     ptm_score: float | None
-    predicted_labels: list[str] | None
-    subthemes: list[str] | None
+    predicted_labels: tuple[str, ...] | None
+    subthemes: tuple[str, ...] | None
     predicted_type: str | None
     abstained: bool | None
     abstain_reason: str | None
@@ -284,18 +286,18 @@ class CountedIssue(Protocol):
 
 def counted_issues(session: Session, repository_id: int | None = None) -> list[CountedIssue]:
     """What the statistics and the dashboard read of every tracked issue (of one repository, or all)
-    and of its newest prediction, as plain rows in one query: no ORM objects, no bodies, no
-    per-label scores, so a repository of 100,000 issues loads in a fraction of a second. The
-    prediction's columns are None for an issue without one."""
+    and of its newest prediction, in one query: no ORM objects, no bodies, no per-label scores.
+    The prediction's columns are None for an issue without one. Label lists come as JSON text and
+    are decoded once per distinct text: a repository has few distinct sets of labels, and
+    decoding each of 100,000 issues' lists took most of the time a page of them took."""
     newest = (select(Prediction.issue_id, func.max(Prediction.id).label("prediction_id"))
               .group_by(Prediction.issue_id).subquery())
     query = (
         select(
-            Issue.id, Issue.number, Issue.title, Issue.state, Issue.state_reason, Issue.labels, Issue.created_at,
-            Issue.closed_at, Issue.labels_locked_by_human, Issue.author_login, Issue.author_type,
-            Repository.full_name.label("repo"),
-            Prediction.model_version, Prediction.ptm_score, Prediction.labels.label("predicted_labels"),
-            Prediction.subthemes, Prediction.type.label("predicted_type"), Prediction.abstained,
+            Issue.id, Issue.number, Issue.title, Issue.state, Issue.state_reason, sql_cast(Issue.labels, Text).label("labels"),
+            Issue.created_at, Issue.closed_at, Issue.labels_locked_by_human, Issue.author_login, Issue.author_type,
+            Repository.full_name, Prediction.model_version, Prediction.ptm_score, sql_cast(Prediction.labels, Text).label("predicted_labels"),
+            sql_cast(Prediction.subthemes, Text).label("subthemes"), Prediction.type.label("predicted_type"), Prediction.abstained,
             Prediction.abstain_reason, Prediction.created_at.label("predicted_at"),
         )
         .join(Repository, Repository.id == Issue.repository_id)
@@ -306,7 +308,18 @@ def counted_issues(session: Session, repository_id: int | None = None) -> list[C
     )
     if repository_id is not None:
         query = query.where(Issue.repository_id == repository_id)
-    return cast(list[CountedIssue], list(session.execute(query)))
+    decoded: dict[str | None, tuple[str, ...] | None] = {None: None}
+
+    def names(text: str | None) -> tuple[str, ...] | None:
+        if text not in decoded:
+            decoded[text] = tuple(json.loads(text))  # type: ignore[arg-type]
+        return decoded[text]
+
+    found = []
+    for row in session.connection().execute(query):
+        labels = names(row[5]) or ()
+        found.append(CountedIssue._make((*row[:5], labels, *row[6:14], names(row[14]), names(row[15]), *row[16:])))
+    return found
 
 
 def tracked_issues(session: Session, repository_id: int | None = None) -> list[Issue]:
@@ -373,3 +386,18 @@ def backfills(session: Session, repository_id: int | None = None) -> list[Backfi
     if repository_id is not None:
         query = query.where(Backfill.repository_id == repository_id)
     return list(session.scalars(query))
+
+
+# Data versions -------------------------------------------------------------------
+
+def data_version(session: Session, repository_id: int | None = None) -> tuple[int, ...]:
+    """What changes whenever anything the dashboard shows of a repository (of all, with None)
+    changes: its data version (``app.store.versioning``); for all, the sum of every repository's
+    with how many there are and how many of them are removed."""
+    if repository_id is not None:
+        return (session.scalar(select(Repository.data_version).where(Repository.id == repository_id)) or 0,)
+    total, count, removed = session.execute(
+        select(func.coalesce(func.sum(Repository.data_version), 0), func.count(Repository.id),
+               func.count(Repository.removed_at))
+    ).one()
+    return int(total), int(count), int(removed)

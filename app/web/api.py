@@ -9,7 +9,6 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from app.services import Services
 from app.stats.comparison import balanced_comparison
 from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution_days
 from app.stats.results import Balanced, Stats
@@ -40,13 +39,6 @@ def tracked_repository(session: Session, repo: str | None) -> Repository | None:
     if found is None:
         raise HTTPException(404, f"repository {repo!r} is not tracked")
     return found
-
-
-def issue_records(session: Session, services: Services, repo: str | None) -> tuple[str | None, list[IssueRecord]]:
-    """The name of the repository ``repo`` (None for all) and the records of its tracked issues."""
-    found = tracked_repository(session, repo)
-    records = repository_records(session, found.id if found else None, services.policy)
-    return (found.full_name if found else None), records
 
 
 def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
@@ -135,10 +127,17 @@ def stats(
     seed: int = Query(0, description="sampling seed of the balanced method"),
     filters: Filters = Depends(stats_filters),
 ) -> Stats | Balanced:
-    name, records = issue_records(session, services, repo)
-    if method == "balanced":
-        return balanced(records, filters, seed, name)
-    return compute_stats(records, repo=name, filters=filters)
+    found = tracked_repository(session, repo)
+    name = found.full_name if found else None
+
+    def answer(session: Session) -> Stats | Balanced:
+        records = repository_records(session, found.id if found else None, services.policy)
+        if method == "balanced":
+            return balanced(records, filters, seed, name)
+        return compute_stats(records, repo=name, filters=filters)
+
+    return services.computed.answer(session, ("stats", name, method, seed, filters), found.id if found else None,
+                                    answer)
 
 
 @router.get("/api/issues", response_model=IssuePage)

@@ -11,17 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import plotly
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from app.formatting import corrected_text, fmt_number, fmt_p, verdict
+from app.services import Services
 from app.stats.resolution import Filters, compute_stats, group_of
 from app.stats.trends import monthly
+from app.store.models import Repository
 from app.taxonomy import ISSUE_TYPES, THEMES
 from app.web.api import balanced, stats_filters, tracked_repository
 from app.web.charts import chart_payload, monthly_flow, monthly_share, resolution_boxes, theme_boxes
 from app.web.deps import ServicesDep, SessionDep
+from app.workflow.records import repository_records
 from app.workflow.repository_view import IssueRow, corrections, issue_rows
 
 router = APIRouter()
@@ -29,6 +33,7 @@ templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 templates.env.globals.update(fmt_number=fmt_number, fmt_p=fmt_p, THEMES=THEMES, ISSUE_TYPES=ISSUE_TYPES)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 LATEST = 20
+OPEN_SHOWN = 100  # the oldest open PTM issues listed; the export has them all
 GROUP_NAMES = {"ptm": "PTM-related", "non_ptm": "not PTM-related", "unsure": "the model was unsure",
                "unclassified": "not classified yet"}
 EXPORT_COLUMNS = ("repo", "number", "url", "title", "state", "group", "ptm_score", "themes", "type", "created",
@@ -51,7 +56,7 @@ def _shown(rows: Sequence[IssueRow], filters: Filters) -> list[IssueRow]:
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-def overview(request: Request, services: ServicesDep, session: SessionDep,
+def overview(services: ServicesDep, session: SessionDep,
              repo: str | None = Query(None, description="owner/name: that repository's page"),
              filters: Filters = Depends(stats_filters)) -> Response:
     if repo:
@@ -59,21 +64,26 @@ def overview(request: Request, services: ServicesDep, session: SessionDep,
         assert found is not None
         query = _query(filters)
         return RedirectResponse(f"/dashboard/{found.full_name}" + (f"?{query}" if query else ""), status_code=307)
-    rows = issue_rows(session, None, services.policy)
-    stats = compute_stats([r.record for r in rows], filters=filters)
+    return HTMLResponse(services.computed.answer(session, ("overview", filters), None,
+                                                 lambda session: _overview(services, session, filters)))
+
+
+def _overview(services: Services, session: Session, filters: Filters) -> str:
+    records = repository_records(session, None, services.policy)
+    stats = compute_stats(records, filters=filters)
     open_ptm: dict[str, int] = {}
-    for row in _shown(rows, filters):
-        if row.record.closed is None and row.record.ptm:
-            open_ptm[row.record.repo] = open_ptm.get(row.record.repo, 0) + 1
+    for record in records:
+        if record.closed is None and record.ptm and filters.exclusion(record) is None:
+            open_ptm[record.repo] = open_ptm.get(record.repo, 0) + 1
     repositories = [
         {"name": name, "group": group, "verdict": verdict(group), "open_ptm": open_ptm.get(name, 0),
          "share": _share(group)}
         for name, group in stats["repositories"].items()
     ]
-    return templates.TemplateResponse(request, "overview.html", {
-        "title": "PTM Triage", "repositories": repositories, "overall": stats["overall"], "filters": filters,
-        "query": _query(filters), "action": "/dashboard",
-    })
+    return templates.get_template("overview.html").render(
+        title="PTM Triage", repositories=repositories, overall=stats["overall"], filters=filters,
+        query=_query(filters), action="/dashboard",
+    )
 
 
 def _share(group: Any) -> str:
@@ -82,10 +92,17 @@ def _share(group: Any) -> str:
 
 
 @router.get("/dashboard/{owner}/{name}", response_class=HTMLResponse)
-def repository_page(request: Request, owner: str, name: str, services: ServicesDep, session: SessionDep,
+def repository_page(owner: str, name: str, services: ServicesDep, session: SessionDep,
                     filters: Filters = Depends(stats_filters)) -> HTMLResponse:
     found = tracked_repository(session, f"{owner}/{name}")
     assert found is not None
+    return HTMLResponse(services.computed.answer(
+        session, ("repository page", found.full_name, filters), found.id,
+        lambda session: _repository_page(services, session, found, filters),
+    ))
+
+
+def _repository_page(services: Services, session: Session, found: Repository, filters: Filters) -> str:
     rows = issue_rows(session, found.id, services.policy)
     records = [r.record for r in rows]
     stats = compute_stats(records, repo=found.full_name, filters=filters)
@@ -96,14 +113,15 @@ def repository_page(request: Request, owner: str, name: str, services: ServicesD
     comparison = balanced(records, filters, 0, found.full_name)
     open_ptm = sorted((r for r in shown if r.record.closed is None and r.record.ptm), key=lambda r: r.record.created)
     latest = sorted((r for r in shown if r.triaged_at is not None), key=lambda r: r.triaged_at or 0, reverse=True)
-    return templates.TemplateResponse(request, "repository.html", {
-        "title": f"PTM Triage: {found.full_name}", "repo": found.full_name, "group": group, "filters": filters,
-        "query": _query(filters), "action": f"/dashboard/{found.full_name}",
-        "verdict": verdict(group), "corrected": corrected_text(group["corrected"]), "charts": charts,
-        "payload": json.dumps(chart_payload(charts)).replace("</", "<\\/"),
-        "open_ptm": open_ptm, "latest": latest[:LATEST], "corrections": corrections(session, found, services.policy, rows),
-        "balanced": comparison["pooled"], "group_names": GROUP_NAMES, "group_of": group_of,
-    })
+    return templates.get_template("repository.html").render(
+        title=f"PTM Triage: {found.full_name}", repo=found.full_name, group=group, filters=filters,
+        query=_query(filters), action=f"/dashboard/{found.full_name}",
+        verdict=verdict(group), corrected=corrected_text(group["corrected"]), charts=charts,
+        payload=json.dumps(chart_payload(charts)).replace("</", "<\\/"),
+        open_ptm=open_ptm[:OPEN_SHOWN], open_ptm_total=len(open_ptm), latest=latest[:LATEST],
+        corrections=corrections(session, found, services.policy, rows),
+        balanced=comparison["pooled"], group_names=GROUP_NAMES, group_of=group_of,
+    )
 
 
 @router.get("/dashboard/{owner}/{name}/issues.{fmt}")

@@ -13,7 +13,7 @@ from app.stats.resolution import IssueRecord
 from app.store.models import Issue, LabelChange, Repository
 from app.store.queries import CountedIssue, counted_issues
 from app.triage.labels import LabelPolicy
-from app.workflow.records import record_of
+from app.workflow.records import LabelReading, record_of
 
 GITHUB_WEB = "https://github.com"
 
@@ -62,19 +62,20 @@ def issue_url(repo: str, number: int) -> str:
     return f"{GITHUB_WEB}/{repo}/issues/{number}"
 
 
-def _row(issue: CountedIssue, policy: LabelPolicy) -> IssueRow:
+def _row(issue: CountedIssue, reading: LabelReading) -> IssueRow:
     predicted = issue.predicted_labels is not None
     return IssueRow(
-        record=record_of(issue, policy), title=issue.title, url=issue_url(issue.repo, issue.number),
-        state=issue.state, labels=tuple(issue.labels), ptm_score=issue.ptm_score,
-        model_ptm=policy.decode(issue.predicted_labels or [])[0] if predicted else None,
+        record=record_of(issue, reading), title=issue.title, url=issue_url(issue.repo, issue.number),
+        state=issue.state, labels=issue.labels, ptm_score=issue.ptm_score,
+        model_ptm=reading.decode(issue.predicted_labels or ())[0] if predicted else None,
         model=issue.model_version, triaged_at=issue.predicted_at, labels_set_by_person=issue.labels_locked_by_human,
     )
 
 
 def issue_rows(session: Session, repository_id: int | None, policy: LabelPolicy) -> list[IssueRow]:
     """Every tracked issue of one repository (of all with None), by repository and number."""
-    return [_row(issue, policy) for issue in counted_issues(session, repository_id)]
+    reading = LabelReading(policy)
+    return [_row(issue, reading) for issue in counted_issues(session, repository_id)]
 
 
 def corrections(session: Session, repository: Repository, policy: LabelPolicy, rows: list[IssueRow],
