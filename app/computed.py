@@ -6,9 +6,10 @@ and the day, since the ages of open issues grow with it. A change makes a new ke
 ever served from data that has changed; old answers age out of the LRU. A repository of 100,000
 issues takes seconds to compute and milliseconds to serve again.
 
-The answers asked for in the last ``RECENT_S`` seconds are computed again by :meth:`Computed.refresh`
-(the worker calls it when it has worked through the deliveries queued), so that a maintainer who
-looks again after a delivery does not wait for them.
+:meth:`Computed.refresh` computes again, where their data changed, the answers asked for in the
+last ``RECENT_S`` seconds and the standing ones (:meth:`Computed.keep_current`: the overview and
+every repository's page as they first open). The service runs it at start and the worker runs it
+whenever it has worked through the queue, so a maintainer does not wait for them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Lock
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from cachetools import LRUCache
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from app.store.db import Database
 from app.store.queries import data_version
 
-T = TypeVar("T")
+Recipe = tuple[Hashable, int | None, Callable[[Session], Any]]  # what, repository id, how to compute it
 ANSWERS = 256
 RECENT_S = 900.0
 
@@ -45,34 +46,55 @@ class Computed:
         self._recipes: LRUCache[tuple[Hashable, int | None], _Recipe] = LRUCache(maxsize=size)
         self._lock = Lock()
         self.hits = self.misses = self.refreshed = 0
+        self._standing: Callable[[Session], list[Recipe]] = lambda _session: []
+        self._stopping = False
 
-    def answer(self, session: Session, what: Hashable, repository_id: int | None,
-               compute: Callable[[Session], T]) -> T:
-        """The answer ``what`` about one repository (all, with None) as the data stands now: the one
-        kept, or ``compute(session)``'s, kept from now on. ``what`` holds everything else the answer
-        depends on (its filters). Two requests that miss at once both compute the same answer."""
+    def keep_current(self, standing: Callable[[Session], list[Recipe]]) -> None:
+        """Have :meth:`refresh` keep the answers ``standing`` lists (read in a session of its own) current."""
+        self._standing = standing
+
+    def stop(self) -> None:
+        """Make a refresh under way end after the answer it is computing."""
+        self._stopping = True
+
+    def answer(self, session: Session, recipe: Recipe) -> Any:
+        """The answer ``recipe`` names (``what``: everything it depends on, such as its filters;
+        about one repository, or all with None) as the data stands now: the one kept, or the one
+        its ``compute(session)`` gives, kept from now on. Two requests that miss at once both
+        compute the same answer."""
+        what, repository_id, compute = recipe
         key = self._key(session, what, repository_id)
         with self._lock:
             self._recipes[what, repository_id] = _Recipe(compute, time.monotonic())
             if key in self._answers:
                 self.hits += 1
-                return cast(T, self._answers[key])
+                return self._answers[key]
             self.misses += 1
         return self._keep(key, compute(session))
 
-    def refresh(self, db: Database) -> int:
-        """Compute again every answer asked for recently whose data has changed; how many were."""
+    def stale(self, db: Database) -> list[Recipe]:
+        """The standing answers and those asked for recently that are not kept for their data as it stands."""
         with self._lock:
-            recent = [(name, recipe) for name, recipe in self._recipes.items()
+            recent = [(what, repository_id, recipe.compute) for (what, repository_id), recipe in self._recipes.items()
                       if time.monotonic() - recipe.asked_at <= RECENT_S]
+        with db.session() as session:
+            recipes = [*self._standing(session), *recent]
+            keys = [self._key(session, what, repository_id) for what, repository_id, _ in recipes]
+        with self._lock:
+            return [recipe for recipe, key in zip(recipes, keys, strict=True) if key not in self._answers]
+
+    def refresh(self, db: Database) -> int:
+        """Compute the :meth:`stale` answers; how many were."""
         computed = 0
-        for (what, repository_id), recipe in recent:
+        for what, repository_id, compute in self.stale(db):
+            if self._stopping:
+                break
             with db.session() as session:
                 key = self._key(session, what, repository_id)
                 with self._lock:
-                    if key in self._answers:
+                    if key in self._answers:  # asked for meanwhile
                         continue
-                self._keep(key, recipe.compute(session))
+                self._keep(key, compute(session))
                 computed += 1
         with self._lock:
             self.refreshed += computed
@@ -82,7 +104,7 @@ class Computed:
     def _key(session: Session, what: Hashable, repository_id: int | None) -> tuple[Hashable, ...]:
         return what, repository_id, data_version(session, repository_id), datetime.now(UTC).date()
 
-    def _keep(self, key: Hashable, answer: T) -> T:
+    def _keep(self, key: Hashable, answer: Any) -> Any:
         with self._lock:
             self._answers[key] = answer
         return answer

@@ -29,7 +29,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._current: str | None = None
-        self._changed = False  # deliveries were processed since the dashboard's answers were last refreshed
+        self._changed = True  # the dashboard's answers are to be refreshed (at start, and after deliveries)
         self._refresh: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
@@ -46,7 +46,8 @@ class DeliveryWorker:
                 await self._task
             self._task = None
         if self._refresh is not None:
-            await self._refresh  # a thread: it cannot be cancelled, and it ends by itself
+            self.services.computed.stop()
+            await self._refresh  # a thread: it cannot be cancelled; it ends after the answer it is computing
             self._refresh = None
         if self._current is not None:
             with self.services.db.session() as session:
@@ -72,7 +73,8 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), self.services.settings.worker_poll_s)
 
     def _refresh_answers(self) -> None:
-        """Compute again the dashboard answers asked for lately (``app.computed``), now the queue is worked through."""
+        """Compute again the dashboard's standing answers and those asked for lately whose data changed
+        (``app.computed``): at start, and whenever the queue is worked through."""
         try:
             refreshed = self.services.computed.refresh(self.services.db)
         except Exception:

@@ -153,6 +153,16 @@ def upsert_repository(session: Session, data: Mapping[str, Any], installation_id
     return repo
 
 
+def largest_repositories(session: Session, limit: int) -> list[Repository]:
+    """The ``limit`` repositories the app is installed on now with the most tracked issues."""
+    counts = (select(Issue.repository_id, func.count(Issue.id).label("issues")).where(*_STILL_THERE)
+              .group_by(Issue.repository_id).subquery())
+    return list(session.scalars(
+        select(Repository).join(counts, counts.c.repository_id == Repository.id)
+        .where(Repository.removed_at.is_(None)).order_by(counts.c.issues.desc(), Repository.id).limit(limit)
+    ))
+
+
 def repository_by_name(session: Session, full_name: str) -> Repository | None:
     return session.scalar(select(Repository).where(func.lower(Repository.full_name) == full_name.lower()))
 

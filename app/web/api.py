@@ -136,8 +136,9 @@ def stats(
             return balanced(records, filters, seed, name)
         return compute_stats(records, repo=name, filters=filters)
 
-    return services.computed.answer(session, ("stats", name, method, seed, filters), found.id if found else None,
-                                    answer)
+    answered: Stats | Balanced = services.computed.answer(
+        session, (("stats", name, method, seed, filters), found.id if found else None, answer))
+    return answered
 
 
 @router.get("/api/issues", response_model=IssuePage)

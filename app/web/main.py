@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         announce(settings)
         settings.make_local_secret()
         services = build_services(settings)
+        services.computed.keep_current(pages.standing_answers(services))
         await identify_app(services)
         worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
         app.state.services, app.state.worker, app.state.backfills = services, worker, runner

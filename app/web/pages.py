@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +16,13 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
+from app.computed import Recipe
 from app.formatting import corrected_text, fmt_number, fmt_p, verdict
 from app.services import Services
 from app.stats.resolution import Filters, compute_stats, group_of
 from app.stats.trends import monthly
 from app.store.models import Repository
+from app.store.queries import largest_repositories
 from app.taxonomy import ISSUE_TYPES, THEMES
 from app.web.api import balanced, stats_filters, tracked_repository
 from app.web.charts import chart_payload, monthly_flow, monthly_share, resolution_boxes, theme_boxes
@@ -33,6 +35,7 @@ templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 templates.env.globals.update(fmt_number=fmt_number, fmt_p=fmt_p, THEMES=THEMES, ISSUE_TYPES=ISSUE_TYPES)
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 LATEST = 20
+STANDING_PAGES = 50
 OPEN_SHOWN = 100  # the oldest open PTM issues listed; the export has them all
 GROUP_NAMES = {"ptm": "PTM-related", "non_ptm": "not PTM-related", "unsure": "the model was unsure",
                "unclassified": "not classified yet"}
@@ -64,8 +67,27 @@ def overview(services: ServicesDep, session: SessionDep,
         assert found is not None
         query = _query(filters)
         return RedirectResponse(f"/dashboard/{found.full_name}" + (f"?{query}" if query else ""), status_code=307)
-    return HTMLResponse(services.computed.answer(session, ("overview", filters), None,
-                                                 lambda session: _overview(services, session, filters)))
+    return HTMLResponse(services.computed.answer(session, _overview_recipe(services, filters)))
+
+
+def standing_answers(services: Services) -> Callable[[Session], list[Recipe]]:
+    """The answers kept current whether asked for or not (``Computed.keep_current``): the overview and
+    the pages of the ``STANDING_PAGES`` largest repositories as they first open, without filters (a
+    small repository's page takes milliseconds)."""
+    def recipes(session: Session) -> list[Recipe]:
+        return [_overview_recipe(services, Filters()),
+                *(_page_recipe(services, found, Filters()) for found in largest_repositories(session, STANDING_PAGES))]
+
+    return recipes
+
+
+def _overview_recipe(services: Services, filters: Filters) -> Recipe:
+    return ("overview", filters), None, lambda session: _overview(services, session, filters)
+
+
+def _page_recipe(services: Services, found: Repository, filters: Filters) -> Recipe:
+    return (("repository page", found.full_name, filters), found.id,
+            lambda session: _repository_page(services, session, found, filters))
 
 
 def _overview(services: Services, session: Session, filters: Filters) -> str:
@@ -96,10 +118,7 @@ def repository_page(owner: str, name: str, services: ServicesDep, session: Sessi
                     filters: Filters = Depends(stats_filters)) -> HTMLResponse:
     found = tracked_repository(session, f"{owner}/{name}")
     assert found is not None
-    return HTMLResponse(services.computed.answer(
-        session, ("repository page", found.full_name, filters), found.id,
-        lambda session: _repository_page(services, session, found, filters),
-    ))
+    return HTMLResponse(services.computed.answer(session, _page_recipe(services, found, filters)))
 
 
 def _repository_page(services: Services, session: Session, found: Repository, filters: Filters) -> str:
