@@ -13,6 +13,7 @@ from app.config import ConfigError, load_settings
 from app.triage.registry import BERT, KINDS
 
 if TYPE_CHECKING:
+    from app.store.db import Database
     from app.triage.classifier import Classifier
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -108,14 +109,43 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def cmd_export_feedback(args: argparse.Namespace) -> int:
     from app.services import default_policy
-    from app.store.db import Database
     from app.workflow.feedback_export import export_feedback
 
     settings = load_settings()
-    db = Database(settings.sqlalchemy_url)
-    db.migrate()
+    db = _database()
     count = export_feedback(db, default_policy(settings), args.output, settings.github_api_url, args.repo)
     print(f"exported {count} corrected issues -> {args.output}")
+    return 0
+
+
+def _database() -> Database:
+    from app.store.db import Database
+
+    db = Database(load_settings().sqlalchemy_url)
+    db.migrate()
+    return db
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    """List stored deliveries with their outcomes (newest first), or queue some again."""
+    from app.store.queries import list_deliveries, retry_deliveries
+
+    db = _database()
+    with db.session() as session:
+        if args.action == "retry":
+            if not args.ids and not args.failed:
+                raise ValueError("name the deliveries to retry, or --failed for every failed one")
+            queued = retry_deliveries(session, args.ids or None)
+            print(f"queued again: {len(queued)}" + "".join(f"\n  {delivery_id}" for delivery_id in queued))
+            missing = sorted(set(args.ids) - set(queued))
+            if missing:
+                print(f"not finished or not stored: {', '.join(missing)}", file=sys.stderr)
+            return 1 if missing else 0
+        for d in list_deliveries(session, args.status, args.limit):
+            when = d.received_at.strftime("%Y-%m-%d %H:%M:%S")
+            kind = f"{d.event}.{d.action}" if d.action else d.event
+            print(f"{d.id}  {when}  {kind:<28} {d.status:<10} attempts {d.attempts}"
+                  + (f"  {d.error}" if d.error else "") + ("  (payload dropped)" if d.payload_pruned_at else ""))
     return 0
 
 
@@ -191,6 +221,16 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--output", type=Path, required=True, help="JSONL in the format of ../shared/data")
     f.add_argument("--repo", help="only this repository (owner/name)")
     f.set_defaults(func=cmd_export_feedback)
+
+    dl = sub.add_parser("deliveries", help="list stored deliveries and their outcomes; `deliveries retry` queues "
+                                           "some again")
+    dl.add_argument("--status", choices=["pending", "processing", "done", "skipped", "failed"])
+    dl.add_argument("--limit", type=int, default=100)
+    dl.set_defaults(func=cmd_deliveries, action="list")
+    dl_sub = dl.add_subparsers(dest="action")
+    dr = dl_sub.add_parser("retry", help="queue finished deliveries again: by id, or --failed for every failed one")
+    dr.add_argument("ids", nargs="*", help="delivery ids (X-GitHub-Delivery)")
+    dr.add_argument("--failed", action="store_true", help="every delivery that ended failed")
 
     r = sub.add_parser("receive", help="send a signed webhook payload to a running service")
     r.add_argument("-e", "--event", required=True, help="X-GitHub-Event, e.g. issues")

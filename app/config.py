@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     worker_poll_s: float = Field(default=5.0, alias="PTM_TRIAGE_WORKER_POLL_S", gt=0)
     worker_lease_s: float = Field(default=600.0, alias="PTM_TRIAGE_WORKER_LEASE_S", gt=0)
     worker_max_attempts: int = Field(default=5, alias="PTM_TRIAGE_WORKER_MAX_ATTEMPTS", ge=1)
+    delivery_retention_days: float = Field(default=30.0, alias="PTM_TRIAGE_DELIVERY_RETENTION_DAYS", gt=0)
     log_level: str = Field(default="INFO", alias="PTM_TRIAGE_LOG_LEVEL")
 
     @field_validator("github_api_url")

@@ -46,6 +46,9 @@ def _retry_wait(exc: Exception) -> float | None:
 
 
 async def process(delivery: Delivery, router: Router, services: Services) -> Outcome:
+    """What became of the delivery; never raises (whatever goes wrong is an outcome)."""
+    if delivery.payload_pruned_at is not None:
+        return Outcome("skipped", "its payload was dropped after the retention period")
     try:
         data = json.loads(delivery.payload)
     except ValueError as exc:
@@ -53,7 +56,11 @@ async def process(delivery: Delivery, router: Router, services: Services) -> Out
     if not isinstance(data, dict):
         return Outcome("skipped", "payload is not a JSON object")
     event = sansio.Event(data, event=delivery.event, delivery_id=delivery.id)
-    if not router.fetch(event):
+    try:
+        handlers = router.fetch(event)
+    except Exception as exc:  # e.g. an action that is a list: the router cannot look it up
+        return Outcome("skipped", f"cannot route {delivery.event} with action {data.get('action')!r}: {exc}")
+    if not handlers:
         return Outcome("skipped", f"no handler for {delivery.event}.{data.get('action') or '-'}")
     try:
         await router.dispatch(event, services)

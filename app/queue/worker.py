@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from datetime import UTC, datetime, timedelta
 
 from gidgethub.routing import Router
 
@@ -20,6 +22,7 @@ from app.services import Services
 from app.store import queries
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY_S = 3600.0
 
 
 class DeliveryWorker:
@@ -31,6 +34,7 @@ class DeliveryWorker:
         self._current: str | None = None
         self._changed = True  # the dashboard's answers are to be refreshed (at start, and after deliveries)
         self._refresh: asyncio.Task[None] | None = None
+        self._pruned_at = -PRUNE_EVERY_S  # monotonic time of the last pruning of old payloads
 
     def notify(self) -> None:
         """A new delivery is stored: look now instead of at the next poll."""
@@ -66,11 +70,27 @@ class DeliveryWorker:
             if worked:
                 self._changed = True
                 continue
+            self._prune()
             if self._changed and (self._refresh is None or self._refresh.done()):
                 self._changed = False
                 self._refresh = asyncio.create_task(asyncio.to_thread(self._refresh_answers), name="refresh-answers")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.services.settings.worker_poll_s)
+
+    def _prune(self) -> None:
+        """Drop the payloads of deliveries finished longer ago than the retention period, once an hour."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = time.monotonic()
+        cutoff = datetime.now(UTC) - timedelta(days=self.services.settings.delivery_retention_days)
+        try:
+            with self.services.db.session() as session:
+                pruned = queries.prune_payloads(session, cutoff)
+        except Exception:
+            log.exception("dropping old payloads failed; tried again in an hour")
+            return
+        if pruned:
+            log.info("dropped the payloads of %d deliveries finished before %s", pruned, cutoff.date())
 
     def _refresh_answers(self) -> None:
         """Compute again the dashboard's standing answers and those asked for lately whose data changed
@@ -86,7 +106,7 @@ class DeliveryWorker:
     async def run_once(self, batch: int = 20) -> int:
         """Process the deliveries due now; returns how many were claimed."""
         with self.services.db.session() as session:
-            requeued = queries.requeue_expired(session)
+            requeued = queries.requeue_expired(session, self.services.settings.worker_max_attempts)
             ids = queries.due_delivery_ids(session, limit=batch)
         if requeued:
             log.info("requeued %d deliveries whose worker stopped answering", requeued)
@@ -98,7 +118,11 @@ class DeliveryWorker:
                 continue
             claimed += 1
             self._current = delivery_id
-            outcome = await process(delivery, self.router, self.services)
+            try:
+                outcome = await process(delivery, self.router, self.services)
+            except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
+                log.exception("delivery %s: processing raised", delivery_id)
+                outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
             self._record(delivery_id, delivery.attempts, outcome)
             self._current = None
         return claimed

@@ -142,6 +142,7 @@ class Delivery(Base):
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    payload_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # payload dropped after retention
 
 
 class Prediction(Base):

@@ -35,13 +35,25 @@ def parse_github_time(value: str | None) -> datetime | None:
 
 # Deliveries -----------------------------------------------------------------
 
+FINISHED = ("done", "skipped", "failed")
+AGAIN = ("skipped", "failed")
+"""A redelivery (the same id, a maintainer's "Redeliver") of a delivery that ended so is processed again."""
+
+
 def store_delivery(
     session: Session, *, delivery_id: str, event: str, action: str | None,
     installation_id: int | None, payload: str, status: str = "pending",
-) -> bool:
-    """Insert a delivery; False when that id was stored before (a redelivery)."""
-    if session.get(Delivery, delivery_id) is not None:
-        return False
+) -> str:
+    """Store a delivery: ``stored``; ``again`` for a redelivery of one that was skipped or failed
+    (queued afresh with this payload); ``duplicate`` for one stored before that is done or queued."""
+    found = session.get(Delivery, delivery_id)
+    if found is not None:
+        if found.status not in AGAIN:
+            return "duplicate"
+        found.event, found.action, found.installation_id, found.payload = event, action, installation_id, payload
+        found.status, found.attempts, found.error, found.not_before, found.processed_at = "pending", 0, None, None, None
+        found.payload_pruned_at = None
+        return "again"
     session.add(Delivery(
         id=delivery_id, event=event, action=action, installation_id=installation_id,
         payload=payload, status=status, processed_at=utcnow() if status != "pending" else None,
@@ -50,8 +62,38 @@ def store_delivery(
         session.flush()
     except IntegrityError:
         session.rollback()
-        return False
-    return True
+        return "duplicate"
+    return "stored"
+
+
+def retry_deliveries(session: Session, delivery_ids: Sequence[str] | None) -> list[str]:
+    """Queue finished deliveries again (those that failed, with None); the ids queued."""
+    query = select(Delivery).where(Delivery.status.in_(FINISHED) if delivery_ids else Delivery.status == "failed")
+    if delivery_ids:
+        query = query.where(Delivery.id.in_(delivery_ids))
+    queued = []
+    for delivery in session.scalars(query):
+        delivery.status, delivery.attempts, delivery.not_before, delivery.processed_at = "pending", 0, None, None
+        queued.append(delivery.id)
+    return queued
+
+
+def list_deliveries(session: Session, status: str | None = None, limit: int = 100) -> list[Delivery]:
+    """The newest deliveries (of one status)."""
+    query = select(Delivery).order_by(Delivery.received_at.desc(), Delivery.id).limit(limit)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    return list(session.scalars(query))
+
+
+def prune_payloads(session: Session, before: datetime) -> int:
+    """Drop the payloads of deliveries finished before ``before``; their outcome rows stay."""
+    result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
+        update(Delivery)
+        .where(Delivery.status.in_(FINISHED), Delivery.processed_at < before, Delivery.payload_pruned_at.is_(None))
+        .values(payload="", payload_pruned_at=utcnow())
+    ))
+    return result.rowcount or 0
 
 
 def due_delivery_ids(session: Session, limit: int = 20) -> list[str]:
@@ -94,14 +136,18 @@ def retry_delivery_later(session: Session, delivery_id: str, error: str, delay_s
     )
 
 
-def requeue_expired(session: Session) -> int:
-    """Deliveries whose worker's lease ran out (the process died mid-work) go back to the queue;
-    those another live worker holds stay with it."""
+def requeue_expired(session: Session, max_attempts: int) -> int:
+    """Deliveries whose worker's lease ran out (the process died mid-work) go back to the queue,
+    or end ``failed`` once they have had ``max_attempts``: one that kills its worker each time must
+    not do so for ever. Those another live worker holds stay with it. How many went back."""
+    expired = (Delivery.status == "processing", (Delivery.not_before.is_(None)) | (Delivery.not_before <= utcnow()))
+    session.execute(
+        update(Delivery).where(*expired, Delivery.attempts >= max_attempts)
+        .values(status="failed", processed_at=utcnow(),
+                error=f"its worker stopped answering on each of {max_attempts} attempts")
+    )
     result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
-        update(Delivery)
-        .where(Delivery.status == "processing")
-        .where((Delivery.not_before.is_(None)) | (Delivery.not_before <= utcnow()))
-        .values(status="pending", not_before=None)
+        update(Delivery).where(*expired).values(status="pending", not_before=None)
     ))
     return result.rowcount or 0
 

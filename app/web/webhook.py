@@ -49,6 +49,8 @@ def decode_payload(content_type: str, body: bytes) -> tuple[dict[str, Any], str]
         data = json.loads(text)
     except ValueError as exc:
         raise HTTPException(400, f"payload is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HTTPException(400, "payload is nested too deeply to read") from None
     if not isinstance(data, dict):
         raise HTTPException(400, "payload must be a JSON object")
     return data, text
@@ -65,28 +67,39 @@ async def receive(request: Request) -> JSONResponse:
     delivery_id = request.headers.get("x-github-delivery")
     if not event or not delivery_id:
         raise HTTPException(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
-    if len(delivery_id) > 64:
-        raise HTTPException(400, "X-GitHub-Delivery longer than 64 characters")
+    if len(delivery_id) > 64 or len(event) > 64:
+        raise HTTPException(400, "X-GitHub-Delivery or X-GitHub-Event longer than 64 characters")
     data, text = decode_payload(request.headers.get("content-type", ""), body)
-    action = data.get("action") if isinstance(data.get("action"), str) else None
-    installation = data.get("installation")
-    installation_id = installation.get("id") if isinstance(installation, dict) else None
     is_ping = event == "ping"
 
-    def store() -> bool:
+    def store() -> str:
         with services.db.session() as session:
             return store_delivery(
-                session, delivery_id=delivery_id, event=event, action=action,
-                installation_id=installation_id if isinstance(installation_id, int) else None,
-                payload=text,
-                status="done" if is_ping else "pending",
+                session, delivery_id=delivery_id, event=event, action=_action(data),
+                installation_id=_installation_id(data), payload=text, status="done" if is_ping else "pending",
             )
 
     stored = await run_in_threadpool(store)
-    if not stored:
+    if stored == "duplicate":
         log.info("delivery %s (%s) received again; already stored, nothing to do", delivery_id, event)
         return JSONResponse({"delivery": delivery_id, "status": "duplicate"}, status_code=200)
     if is_ping:
         return JSONResponse({"msg": "pong", "zen": data.get("zen")}, status_code=200)
+    if stored == "again":
+        log.info("delivery %s (%s) received again after it ended skipped or failed; queued again", delivery_id, event)
     request.app.state.worker.notify()
     return JSONResponse({"delivery": delivery_id, "status": "queued"}, status_code=202)
+
+
+def _action(data: dict[str, Any]) -> str | None:
+    """The payload's action as the deliveries table lists it; what is not a short string is shown as none
+    (the handlers read the payload itself, and say what is wrong with it)."""
+    action = data.get("action")
+    return action if isinstance(action, str) and len(action) <= 64 else None
+
+
+def _installation_id(data: dict[str, Any]) -> int | None:
+    """The installation the payload names, where it is an id GitHub could have made (a positive 64-bit integer)."""
+    installation = data.get("installation")
+    found = installation.get("id") if isinstance(installation, dict) else None
+    return found if isinstance(found, int) and not isinstance(found, bool) and 0 < found < 2**63 else None

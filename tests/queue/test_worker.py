@@ -8,12 +8,13 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from app.cli import main
 from app.events import router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services
 from app.store.db import Database
 from app.store.models import Delivery, utcnow
-from app.store.queries import store_delivery
+from app.store.queries import retry_deliveries, store_delivery
 from app.web.main import create_app
 from tests.conftest import WEBHOOK_EXAMPLES
 from tests.waiting import wait_until
@@ -56,3 +57,70 @@ def test_a_stopping_worker_hands_its_delivery_back(make_settings) -> None:
     with services.db.session() as session:
         delivery = session.get(Delivery, "in-flight")
         assert delivery.status == "pending" and delivery.not_before is None
+
+
+def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed(make_settings) -> None:
+    settings = make_settings(dry_run=True, model_kind="baseline", worker_max_attempts=3)
+    stored(settings.sqlalchemy_url, "kills-its-worker", "processing", lease_from_now_s=-1)
+    db = Database(settings.sqlalchemy_url)
+    with db.session() as session:
+        session.execute(update(Delivery).where(Delivery.id == "kills-its-worker").values(attempts=3))
+    with TestClient(create_app(settings)) as client:
+        stored(settings.sqlalchemy_url, "fine", "pending", lease_from_now_s=None)
+        client.app.state.worker.notify()
+        wait_until(lambda: status(client, "fine") == "done", "the next delivery done")
+        assert status(client, "kills-its-worker") == "failed"
+        with client.app.state.services.db.session() as session:
+            assert "stopped answering on each of 3 attempts" in session.get(Delivery, "kills-its-worker").error
+    db.dispose()
+
+
+def test_old_payloads_are_dropped_and_their_outcomes_kept(make_settings) -> None:
+    settings = make_settings(dry_run=True, model_kind="baseline", delivery_retention_days=7)
+    for name, age_days in (("old", 8), ("recent", 6)):
+        stored(settings.sqlalchemy_url, name, "done", lease_from_now_s=None)
+        db = Database(settings.sqlalchemy_url)
+        with db.session() as session:
+            session.execute(update(Delivery).where(Delivery.id == name)
+                            .values(processed_at=utcnow() - timedelta(days=age_days)))
+        db.dispose()
+    with TestClient(create_app(settings)) as client:
+        db = client.app.state.services.db
+
+        def pruned() -> bool:
+            with db.session() as session:
+                return session.get(Delivery, "old").payload_pruned_at is not None
+
+        wait_until(pruned, "the old payload dropped")
+        with db.session() as session:
+            old, recent = session.get(Delivery, "old"), session.get(Delivery, "recent")
+            assert (old.payload, old.status) == ("", "done")
+            assert recent.payload == OPENED and recent.payload_pruned_at is None
+        with db.session() as session:  # retried by hand, it says why it cannot be processed
+            assert retry_deliveries(session, ["old"]) == ["old"]
+        client.app.state.worker.notify()
+        wait_until(lambda: status(client, "old") == "skipped", "the retried delivery skipped")
+        with db.session() as session:
+            assert "retention" in session.get(Delivery, "old").error
+
+
+def test_the_deliveries_command_lists_outcomes_and_queues_failed_ones_again(make_settings, monkeypatch, capsys) -> None:
+    settings = make_settings(dry_run=True, model_kind="baseline")
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    stored(settings.sqlalchemy_url, "went-wrong", "failed", lease_from_now_s=None)
+    stored(settings.sqlalchemy_url, "went-fine", "done", lease_from_now_s=None)
+    db = Database(settings.sqlalchemy_url)
+    with db.session() as session:
+        session.execute(update(Delivery).where(Delivery.id == "went-wrong").values(error="HTTPException: boom"))
+    assert main(["deliveries", "--status", "failed"]) == 0
+    listed = capsys.readouterr().out
+    assert "went-wrong" in listed and "HTTPException: boom" in listed and "went-fine" not in listed
+    assert main(["deliveries", "retry", "--failed"]) == 0
+    assert "went-wrong" in capsys.readouterr().out
+    assert main(["deliveries", "retry", "never-stored"]) == 1
+    assert "never-stored" in capsys.readouterr().err
+    assert main(["deliveries", "retry"]) == 1
+    with db.session() as session:
+        assert session.get(Delivery, "went-wrong").status == "pending"
+        assert session.get(Delivery, "went-fine").status == "done"
+    db.dispose()
