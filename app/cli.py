@@ -149,6 +149,31 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    """Operators' API tokens for the read API (``Authorization: Bearer``): they read every repository."""
+    from app.web.access import api_tokens, create_api_token, revoke_api_token
+
+    db = _database()
+    with db.session() as session:
+        if args.action == "create":
+            token = create_api_token(session, args.name)
+            print(token)
+            print(f"API token {args.name!r} created; it is shown this once (only its digest is stored). "
+                  "Send it as `Authorization: Bearer <token>`.", file=sys.stderr)
+            return 0
+        if args.action == "revoke":
+            if not revoke_api_token(session, args.name):
+                print(f"no token named {args.name!r} is in use", file=sys.stderr)
+                return 1
+            print(f"revoked {args.name!r}")
+            return 0
+        for t in api_tokens(session):
+            state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else (
+                f"last used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used")
+            print(f"{t.name:<30} created {t.created_at:%Y-%m-%d}  {state}")
+    return 0
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     """Send a payload file to a running service, signed like GitHub signs it (like ``probot receive``)."""
     import httpx
@@ -221,6 +246,15 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--output", type=Path, required=True, help="JSONL in the format of ../shared/data")
     f.add_argument("--repo", help="only this repository (owner/name)")
     f.set_defaults(func=cmd_export_feedback)
+
+    tk = sub.add_parser("token", help="API tokens for the read API: create, list, revoke")
+    tk_sub = tk.add_subparsers(dest="action", required=True)
+    tc = tk_sub.add_parser("create", help="make a token and print it (once)")
+    tc.add_argument("--name", required=True, help="what the token is for, e.g. grafana")
+    tr = tk_sub.add_parser("revoke", help="stop a token from working")
+    tr.add_argument("name")
+    tk_sub.add_parser("list", help="the tokens, when made and last used")
+    tk.set_defaults(func=cmd_token)
 
     dl = sub.add_parser("deliveries", help="list stored deliveries and their outcomes; `deliveries retry` queues "
                                            "some again")

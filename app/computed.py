@@ -25,9 +25,9 @@ from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
 from app.store.db import Database
-from app.store.queries import data_version
+from app.store.queries import Scope, data_version
 
-Recipe = tuple[Hashable, int | None, Callable[[Session], Any]]  # what, repository id, how to compute it
+Recipe = tuple[Hashable, Scope, Callable[[Session], Any]]  # what, which repositories, how to compute it
 ANSWERS = 256
 RECENT_S = 900.0
 
@@ -43,7 +43,7 @@ class Computed:
 
     def __init__(self, size: int = ANSWERS) -> None:
         self._answers: LRUCache[Hashable, Any] = LRUCache(maxsize=size)
-        self._recipes: LRUCache[tuple[Hashable, int | None], _Recipe] = LRUCache(maxsize=size)
+        self._recipes: LRUCache[tuple[Hashable, Scope], _Recipe] = LRUCache(maxsize=size)
         self._lock = Lock()
         self.hits = self.misses = self.refreshed = 0
         self._standing: Callable[[Session], list[Recipe]] = lambda _session: []
@@ -59,13 +59,13 @@ class Computed:
 
     def answer(self, session: Session, recipe: Recipe) -> Any:
         """The answer ``recipe`` names (``what``: everything it depends on, such as its filters;
-        about one repository, or all with None) as the data stands now: the one kept, or the one
+        about the repositories in a scope: ``app.store.queries.Scope``) as the data stands now: the one kept, or the one
         its ``compute(session)`` gives, kept from now on. Two requests that miss at once both
         compute the same answer."""
-        what, repository_id, compute = recipe
-        key = self._key(session, what, repository_id)
+        what, scope, compute = recipe
+        key = self._key(session, what, scope)
         with self._lock:
-            self._recipes[what, repository_id] = _Recipe(compute, time.monotonic())
+            self._recipes[what, scope] = _Recipe(compute, time.monotonic())
             if key in self._answers:
                 self.hits += 1
                 return self._answers[key]
@@ -75,22 +75,22 @@ class Computed:
     def stale(self, db: Database) -> list[Recipe]:
         """The standing answers and those asked for recently that are not kept for their data as it stands."""
         with self._lock:
-            recent = [(what, repository_id, recipe.compute) for (what, repository_id), recipe in self._recipes.items()
+            recent = [(what, scope, recipe.compute) for (what, scope), recipe in self._recipes.items()
                       if time.monotonic() - recipe.asked_at <= RECENT_S]
         with db.session() as session:
             recipes = [*self._standing(session), *recent]
-            keys = [self._key(session, what, repository_id) for what, repository_id, _ in recipes]
+            keys = [self._key(session, what, scope) for what, scope, _ in recipes]
         with self._lock:
             return [recipe for recipe, key in zip(recipes, keys, strict=True) if key not in self._answers]
 
     def refresh(self, db: Database) -> int:
         """Compute the :meth:`stale` answers; how many were."""
         computed = 0
-        for what, repository_id, compute in self.stale(db):
+        for what, scope, compute in self.stale(db):
             if self._stopping:
                 break
             with db.session() as session:
-                key = self._key(session, what, repository_id)
+                key = self._key(session, what, scope)
                 with self._lock:
                     if key in self._answers:  # asked for meanwhile
                         continue
@@ -101,8 +101,8 @@ class Computed:
         return computed
 
     @staticmethod
-    def _key(session: Session, what: Hashable, repository_id: int | None) -> tuple[Hashable, ...]:
-        return what, repository_id, data_version(session, repository_id), datetime.now(UTC).date()
+    def _key(session: Session, what: Hashable, scope: Scope) -> tuple[Hashable, ...]:
+        return what, scope, data_version(session, scope), datetime.now(UTC).date()
 
     def _keep(self, key: Hashable, answer: Any) -> Any:
         with self._lock:

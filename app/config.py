@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 SECRET_FILE_NAME = "webhook-secret"
+SESSION_KEY_FILE_NAME = "session-key"
 
 
 class ConfigError(ValueError):
@@ -42,16 +43,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=25 * 1024 * 1024, alias="PTM_TRIAGE_MAX_BODY_BYTES", gt=0)
     worker: Literal["inprocess", "off"] = Field(default="inprocess", alias="PTM_TRIAGE_WORKER")
     worker_poll_s: float = Field(default=5.0, alias="PTM_TRIAGE_WORKER_POLL_S", gt=0)
-    worker_lease_s: float = Field(default=600.0, alias="PTM_TRIAGE_WORKER_LEASE_S", gt=0)
+    worker_lease_s: float = Field(default=30.0, alias="PTM_TRIAGE_WORKER_LEASE_S", gt=0)
     worker_max_attempts: int = Field(default=5, alias="PTM_TRIAGE_WORKER_MAX_ATTEMPTS", ge=1)
     delivery_retention_days: float = Field(default=30.0, alias="PTM_TRIAGE_DELIVERY_RETENTION_DAYS", gt=0)
     log_level: str = Field(default="INFO", alias="PTM_TRIAGE_LOG_LEVEL")
+    # Who may read what (app.web.access): sign-in through the App's OAuth web flow, operators' API tokens.
+    github_client_id: str | None = Field(default=None, alias="GITHUB_CLIENT_ID")
+    github_client_secret: SecretStr | None = Field(default=None, alias="GITHUB_CLIENT_SECRET")
+    github_web_url: str = Field(default="https://github.com", alias="GITHUB_WEB_URL")
+    public_repositories: bool = Field(default=True, alias="PTM_TRIAGE_PUBLIC_REPOSITORIES")
+    session_secret: SecretStr | None = Field(default=None, alias="PTM_TRIAGE_SESSION_SECRET")
+    session_hours: float = Field(default=8.0, alias="PTM_TRIAGE_SESSION_HOURS", gt=0)
 
-    @field_validator("github_api_url")
+    @field_validator("github_api_url", "github_web_url")
     @classmethod
-    def _api_url(cls, value: str) -> str:
+    def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"GITHUB_API_URL must be an http(s) URL, got {value!r}")
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
 
     @field_validator("model_kind")
@@ -123,6 +131,23 @@ class Settings(BaseSettings):
             raise ConfigError(f"no GITHUB_WEBHOOK_SECRET and no local secret in {self.secret_file.resolve()}; "
                               "start the service once (`ptm-triage serve`) or set GITHUB_WEBHOOK_SECRET")
         return self.secret_file.read_text().strip()
+
+    @property
+    def sign_in_configured(self) -> bool:
+        return self.github_client_id is not None and self.github_client_secret is not None
+
+    @cached_property
+    def session_key(self) -> str:
+        """What signs the session cookie: ``PTM_TRIAGE_SESSION_SECRET``, else a key made once in the data
+        directory (every receiver behind one load balancer needs the same: set the variable there)."""
+        if self.session_secret is not None:
+            return self.session_secret.get_secret_value()
+        path = self.data_dir / SESSION_KEY_FILE_NAME
+        if not path.is_file():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32) + "\n")
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -41,9 +41,19 @@ def spec_path() -> Path:
     return root / "github-rest" / "openapi-subset.json"
 
 
+USER_ACCESS = Path(__file__).resolve().parent / "github_sim" / "openapi-user-access.json"
+"""The endpoints sign-in calls with a user's token, cut from the same @octokit/openapi release as the
+shared subset (``scripts/extract_openapi.py``), which covers only what an installation calls."""
+
+
 @cache
 def load_spec() -> dict[str, Any]:
-    return json.loads(spec_path().read_text())
+    spec: dict[str, Any] = json.loads(spec_path().read_text())
+    extra = json.loads(USER_ACCESS.read_text())
+    spec["paths"] = {**extra["paths"], **spec["paths"]}
+    for kind, items in extra["components"].items():
+        spec["components"][kind] = {**items, **spec["components"].get(kind, {})}
+    return spec
 
 
 def to_json_schema(node: Any) -> Any:

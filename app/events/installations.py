@@ -21,8 +21,8 @@ router = routing.Router()
 def _add_repositories(session: Session, installation_id: int, repos: list[dict[str, Any]]) -> None:
     """Track the repositories and schedule the import of their existing issues."""
     for data in repos:
-        repo = upsert_repository(session, {"id": field(data, "id"), "full_name": field(data, "full_name")},
-                                 installation_id)
+        repo = upsert_repository(session, {"id": field(data, "id"), "full_name": field(data, "full_name"),
+                                           "private": data.get("private")}, installation_id)
         schedule_backfill(session, repo.id, installation_id)
 
 

@@ -1,10 +1,11 @@
 """The in-process worker: works through stored deliveries in the order they came.
 
-Deliveries are the queue. Claiming is a conditional UPDATE with a lease
-(``PTM_TRIAGE_WORKER_LEASE_S``), so several workers on one PostgreSQL database
-never take the same delivery. A worker that stops hands its delivery back; one
-that dies leaves it ``processing`` until the lease runs out, and then any
-worker (this one at its next start, or another one) takes it up again.
+Deliveries are the queue. Claiming is a conditional UPDATE with a short lease
+(``PTM_TRIAGE_WORKER_LEASE_S``) that the worker renews while it works
+(``app.queue.lease``), so several workers on one PostgreSQL database never take
+the same delivery. A worker that stops hands its delivery back; one that dies
+leaves it ``processing`` until the lease runs out (seconds), and then any worker
+takes it up again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from gidgethub.routing import Router
 
 from app.queue.dispatch import Outcome, process
+from app.queue.lease import LeaseKeeper, worker_name
 from app.services import Services
 from app.store import queries
 
@@ -35,6 +37,7 @@ class DeliveryWorker:
         self._changed = True  # the dashboard's answers are to be refreshed (at start, and after deliveries)
         self._refresh: asyncio.Task[None] | None = None
         self._pruned_at = -PRUNE_EVERY_S  # monotonic time of the last pruning of old payloads
+        self.name = worker_name()
 
     def notify(self) -> None:
         """A new delivery is stored: look now instead of at the next poll."""
@@ -55,7 +58,7 @@ class DeliveryWorker:
             self._refresh = None
         if self._current is not None:
             with self.services.db.session() as session:
-                queries.release_delivery(session, self._current)
+                queries.release_delivery(session, self._current, self.name)
             log.info("delivery %s handed back to the queue", self._current)
             self._current = None
 
@@ -110,19 +113,20 @@ class DeliveryWorker:
             ids = queries.due_delivery_ids(session, limit=batch)
         if requeued:
             log.info("requeued %d deliveries whose worker stopped answering", requeued)
-        claimed = 0
+        claimed, lease_s = 0, self.services.settings.worker_lease_s
         for delivery_id in ids:
             with self.services.db.session() as session:
-                delivery = queries.claim_delivery(session, delivery_id, self.services.settings.worker_lease_s)
+                delivery = queries.claim_delivery(session, delivery_id, lease_s, self.name)
             if delivery is None:
                 continue
             claimed += 1
             self._current = delivery_id
-            try:
-                outcome = await process(delivery, self.router, self.services)
-            except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
-                log.exception("delivery %s: processing raised", delivery_id)
-                outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
+            with LeaseKeeper(self.services.db, delivery_id, self.name, lease_s):
+                try:
+                    outcome = await process(delivery, self.router, self.services)
+                except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
+                    log.exception("delivery %s: processing raised", delivery_id)
+                    outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
             self._record(delivery_id, delivery.attempts, outcome)
             self._current = None
         return claimed
@@ -132,11 +136,16 @@ class DeliveryWorker:
         with self.services.db.session() as session:
             if outcome.status == "retry" and attempts < max_attempts:
                 delay = outcome.retry_after_s or 2.0 * 2 ** (attempts - 1)
-                queries.retry_delivery_later(session, delivery_id, outcome.reason or "", min(delay, 3600))
+                if not queries.retry_delivery_later(session, delivery_id, self.name, outcome.reason or "",
+                                                    min(delay, 3600)):
+                    log.warning("delivery %s: another worker took it over; its outcome stands", delivery_id)
+                    return
                 log.warning("delivery %s: %s; retry %d in %.0fs", delivery_id, outcome.reason, attempts, delay)
                 return
             status = "failed" if outcome.status == "retry" else outcome.status
-            queries.finish_delivery(session, delivery_id, status, outcome.reason)
+            if not queries.finish_delivery(session, delivery_id, self.name, status, outcome.reason):
+                log.warning("delivery %s: another worker took it over; its outcome stands", delivery_id)
+                return
         if status == "skipped":
             log.info("delivery %s skipped: %s", delivery_id, outcome.reason)
         elif status == "failed":

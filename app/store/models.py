@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -73,6 +74,8 @@ class Repository(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Raised in the same transaction as every change to the repository's issues (app.store.versioning).
     data_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Only those who may read it on GitHub see a private repository's data (app.web.access).
+    private: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
 
     installation: Mapped[Installation | None] = relationship(back_populates="repositories")
 
@@ -143,6 +146,7 @@ class Delivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payload_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # payload dropped after retention
+    lease_owner: Mapped[str | None] = mapped_column(String(120))  # the worker processing it (app.queue.lease)
 
 
 class Prediction(Base):
@@ -234,3 +238,29 @@ class RepoShare(Base):
     issues: Mapped[int] = mapped_column(Integer)  # scored issues the estimate rests on
     known: Mapped[int] = mapped_column(Integer)  # of them, with labels a person set
     estimated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebSession(Base):
+    """A person signed in with GitHub: who, and which private repositories they may read (as GitHub
+    said at sign-in). The cookie holds the token whose SHA-256 is ``id``; no GitHub token is kept."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login: Mapped[str] = mapped_column(String(255))
+    repository_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ApiToken(Base):
+    """An operator's token for the read API (``ptm-triage token create``); only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import CursorResult, Text, case, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Text, case, func, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -31,6 +31,17 @@ def parse_github_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+Scope = int | frozenset[int] | None
+"""Which repositories a query reads: one (its id), a set of them (those a viewer may read), or every one (None)."""
+
+
+def _within(column: Any, scope: Scope) -> list[ColumnElement[bool]]:
+    """The condition that keeps ``column`` (a repository id) within ``scope``."""
+    if scope is None:
+        return []
+    return [column == scope] if isinstance(scope, int) else [column.in_(sorted(scope))]
 
 
 # Deliveries -----------------------------------------------------------------
@@ -108,13 +119,13 @@ def due_delivery_ids(session: Session, limit: int = 20) -> list[str]:
     return list(rows)
 
 
-def claim_delivery(session: Session, delivery_id: str, lease_s: float) -> Delivery | None:
-    """Mark a pending delivery as processing, leased for ``lease_s`` (kept in ``not_before``);
+def claim_delivery(session: Session, delivery_id: str, lease_s: float, owner: str) -> Delivery | None:
+    """Mark a pending delivery as processing by ``owner``, leased for ``lease_s`` (kept in ``not_before``);
     None when another worker took it first."""
     result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status == "pending")
-        .values(status="processing", attempts=Delivery.attempts + 1,
+        .values(status="processing", attempts=Delivery.attempts + 1, lease_owner=owner,
                 not_before=utcnow() + timedelta(seconds=lease_s))
     ))
     if result.rowcount != 1:
@@ -122,18 +133,34 @@ def claim_delivery(session: Session, delivery_id: str, lease_s: float) -> Delive
     return session.get(Delivery, delivery_id)
 
 
-def finish_delivery(session: Session, delivery_id: str, status: str, error: str | None = None) -> None:
-    session.execute(
-        update(Delivery).where(Delivery.id == delivery_id)
-        .values(status=status, error=error, processed_at=utcnow())
-    )
+def renew_lease(session: Session, delivery_id: str, owner: str, lease_s: float) -> bool:
+    """Extend ``owner``'s lease on a delivery it is working on; False when it no longer holds it."""
+    result = cast("CursorResult[Any]", session.execute(
+        update(Delivery).where(*_held_by(delivery_id, owner))
+        .values(not_before=utcnow() + timedelta(seconds=lease_s))
+    ))
+    return result.rowcount == 1
 
 
-def retry_delivery_later(session: Session, delivery_id: str, error: str, delay_s: float) -> None:
-    session.execute(
-        update(Delivery).where(Delivery.id == delivery_id)
-        .values(status="pending", error=error, not_before=utcnow() + timedelta(seconds=delay_s))
-    )
+def _held_by(delivery_id: str, owner: str) -> tuple[ColumnElement[bool], ...]:
+    return Delivery.id == delivery_id, Delivery.status == "processing", Delivery.lease_owner == owner
+
+
+def finish_delivery(session: Session, delivery_id: str, owner: str, status: str, error: str | None = None) -> bool:
+    """Record the outcome of ``owner``'s work; False (nothing written) when its lease was taken over."""
+    result = cast("CursorResult[Any]", session.execute(
+        update(Delivery).where(*_held_by(delivery_id, owner))
+        .values(status=status, error=error, processed_at=utcnow(), lease_owner=None)
+    ))
+    return result.rowcount == 1
+
+
+def retry_delivery_later(session: Session, delivery_id: str, owner: str, error: str, delay_s: float) -> bool:
+    result = cast("CursorResult[Any]", session.execute(
+        update(Delivery).where(*_held_by(delivery_id, owner))
+        .values(status="pending", error=error, not_before=utcnow() + timedelta(seconds=delay_s), lease_owner=None)
+    ))
+    return result.rowcount == 1
 
 
 def requeue_expired(session: Session, max_attempts: int) -> int:
@@ -147,16 +174,15 @@ def requeue_expired(session: Session, max_attempts: int) -> int:
                 error=f"its worker stopped answering on each of {max_attempts} attempts")
     )
     result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
-        update(Delivery).where(*expired).values(status="pending", not_before=None)
+        update(Delivery).where(*expired).values(status="pending", not_before=None, lease_owner=None)
     ))
     return result.rowcount or 0
 
 
-def release_delivery(session: Session, delivery_id: str) -> None:
+def release_delivery(session: Session, delivery_id: str, owner: str) -> None:
     """Hand a delivery this worker holds back to the queue (the process is stopping)."""
     session.execute(
-        update(Delivery).where(Delivery.id == delivery_id, Delivery.status == "processing")
-        .values(status="pending", not_before=None)
+        update(Delivery).where(*_held_by(delivery_id, owner)).values(status="pending", not_before=None, lease_owner=None)
     )
 
 
@@ -189,6 +215,8 @@ def upsert_repository(session: Session, data: Mapping[str, Any], installation_id
         repo = Repository(id=data["id"], full_name=data["full_name"])
         session.add(repo)
     repo.full_name = data["full_name"]
+    if isinstance(data.get("private"), bool):  # until a payload says, a repository counts as private
+        repo.private = data["private"]
     if installation_id is not None:
         if session.get(Installation, installation_id) is None:  # its installation event has not come (yet)
             owner = (data.get("owner") or {}).get("login") or data["full_name"].split("/")[0]
@@ -340,8 +368,8 @@ class CountedIssue(NamedTuple):
     predicted_at: datetime | None
 
 
-def counted_issues(session: Session, repository_id: int | None = None) -> list[CountedIssue]:
-    """What the statistics and the dashboard read of every tracked issue (of one repository, or all)
+def counted_issues(session: Session, scope: Scope = None) -> list[CountedIssue]:
+    """What the statistics and the dashboard read of every tracked issue (of the repositories in ``scope``)
     and of its newest prediction, in one query: no ORM objects, no bodies, no per-label scores.
     The prediction's columns are None for an issue without one. Label lists come as JSON text and
     are decoded once per distinct text: a repository has few distinct sets of labels, and
@@ -359,11 +387,9 @@ def counted_issues(session: Session, repository_id: int | None = None) -> list[C
         .join(Repository, Repository.id == Issue.repository_id)
         .outerjoin(newest, newest.c.issue_id == Issue.id)
         .outerjoin(Prediction, Prediction.id == newest.c.prediction_id)
-        .where(*_STILL_THERE)
+        .where(*_STILL_THERE, *_within(Issue.repository_id, scope))
         .order_by(Issue.repository_id, Issue.number)
     )
-    if repository_id is not None:
-        query = query.where(Issue.repository_id == repository_id)
     decoded: dict[str | None, tuple[str, ...] | None] = {None: None}
 
     def names(text: str | None) -> tuple[str, ...] | None:
@@ -378,15 +404,13 @@ def counted_issues(session: Session, repository_id: int | None = None) -> list[C
     return found
 
 
-def tracked_issues(session: Session, repository_id: int | None = None) -> list[Issue]:
+def tracked_issues(session: Session, scope: Scope = None) -> list[Issue]:
     """Issues that still exist (not deleted, not transferred away), with their repository."""
     query = (
         select(Issue).options(selectinload(Issue.repository))
-        .where(*_STILL_THERE)
+        .where(*_STILL_THERE, *_within(Issue.repository_id, scope))
         .order_by(Issue.repository_id, Issue.number)
     )
-    if repository_id is not None:
-        query = query.where(Issue.repository_id == repository_id)
     return list(session.scalars(query))
 
 
@@ -437,23 +461,29 @@ def next_backfill(session: Session) -> int | None:
     )
 
 
-def backfills(session: Session, repository_id: int | None = None) -> list[Backfill]:
-    query = select(Backfill).options(selectinload(Backfill.repository)).order_by(Backfill.repository_id)
-    if repository_id is not None:
-        query = query.where(Backfill.repository_id == repository_id)
-    return list(session.scalars(query))
+def backfills(session: Session, scope: Scope = None) -> list[Backfill]:
+    return list(session.scalars(
+        select(Backfill).options(selectinload(Backfill.repository))
+        .where(*_within(Backfill.repository_id, scope)).order_by(Backfill.repository_id)
+    ))
 
 
 # Data versions -------------------------------------------------------------------
 
-def data_version(session: Session, repository_id: int | None = None) -> tuple[int, ...]:
-    """What changes whenever anything the dashboard shows of a repository (of all, with None)
-    changes: its data version (``app.store.versioning``); for all, the sum of every repository's
-    with how many there are and how many of them are removed."""
-    if repository_id is not None:
-        return (session.scalar(select(Repository.data_version).where(Repository.id == repository_id)) or 0,)
+def data_version(session: Session, scope: Scope = None) -> tuple[int, ...]:
+    """What changes whenever anything the dashboard shows of the repositories in ``scope`` changes:
+    their data versions (``app.store.versioning``) summed, with how many there are and how many
+    of them are removed."""
     total, count, removed = session.execute(
         select(func.coalesce(func.sum(Repository.data_version), 0), func.count(Repository.id),
-               func.count(Repository.removed_at))
+               func.count(Repository.removed_at)).where(*_within(Repository.id, scope))
     ).one()
     return int(total), int(count), int(removed)
+
+
+def repository_ids(session: Session, *, private: bool | None = None) -> frozenset[int]:
+    """The ids of the tracked repositories (of those private, or public, only)."""
+    query = select(Repository.id)
+    if private is not None:
+        query = query.where(Repository.private.is_(private))
+    return frozenset(session.scalars(query))

@@ -14,12 +14,14 @@ from app.stats.resolution import Filters, IssueRecord, compute_stats, resolution
 from app.stats.results import Balanced, Stats
 from app.store.models import Issue, Prediction, RepoConfig, Repository
 from app.store.queries import (
+    Scope,
     delivery_counts,
     latest_predictions,
     repository_by_name,
     tracked_issues,
 )
 from app.taxonomy import ISSUE_TYPES
+from app.web.access import Viewer, ViewerDep
 from app.web.deps import ServicesDep, SessionDep
 from app.web.schemas import Health, IssuePage, RepositoryConfig
 from app.workflow import repo_config, repo_share
@@ -29,16 +31,23 @@ router = APIRouter()
 REPO_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
-def tracked_repository(session: Session, repo: str | None) -> Repository | None:
-    """The tracked repository named ``repo`` (None for all); 422 when malformed, 404 when unknown."""
+def tracked_repository(session: Session, repo: str | None, viewer: Viewer) -> Repository | None:
+    """The tracked repository named ``repo`` (None for all); 422 when malformed, 404 when unknown or
+    when the viewer may not read it (the same answer: a private repository's name is not told)."""
     if repo is None:
         return None
     if not REPO_PATTERN.match(repo):
         raise HTTPException(422, f"repo must look like owner/name, got {repo!r}")
     found = repository_by_name(session, repo)
-    if found is None:
-        raise HTTPException(404, f"repository {repo!r} is not tracked")
+    if found is None or not viewer.may_read(found):
+        hint = " (or you may not read it: sign in at /login)" if viewer.kind == "anonymous" else " (or you may not read it)"
+        raise HTTPException(404, f"repository {repo!r} is not tracked{hint}")
     return found
+
+
+def scope_of(session: Session, found: Repository | None, viewer: Viewer) -> Scope:
+    """The repository asked for, or every one the viewer may read."""
+    return found.id if found is not None else viewer.scope(session)
 
 
 def _issue_json(issue: Issue, prediction: Prediction | None) -> dict[str, Any]:
@@ -122,34 +131,37 @@ def balanced(records: list[IssueRecord], filters: Filters, seed: int, repo: str 
 def stats(
     services: ServicesDep,
     session: SessionDep,
+    viewer: ViewerDep,
     repo: str | None = Query(None, description="owner/name"),
     method: Method = Query("raw", description=METHOD_HELP),
     seed: int = Query(0, description="sampling seed of the balanced method"),
     filters: Filters = Depends(stats_filters),
 ) -> Stats | Balanced:
-    found = tracked_repository(session, repo)
+    found = tracked_repository(session, repo, viewer)
     name = found.full_name if found else None
+    scope = scope_of(session, found, viewer)
 
     def answer(session: Session) -> Stats | Balanced:
-        records = repository_records(session, found.id if found else None, services.policy)
+        records = repository_records(session, scope, services.policy)
         if method == "balanced":
             return balanced(records, filters, seed, name)
         return compute_stats(records, repo=name, filters=filters)
 
     answered: Stats | Balanced = services.computed.answer(
-        session, (("stats", name, method, seed, filters), found.id if found else None, answer))
+        session, (("stats", name, method, seed, filters), scope, answer))
     return answered
 
 
 @router.get("/api/issues", response_model=IssuePage)
 def issues(
     session: SessionDep,
+    viewer: ViewerDep,
     repo: str | None = Query(None, description="owner/name"),
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
-    found = tracked_repository(session, repo)
-    tracked = tracked_issues(session, found.id if found else None)
+    found = tracked_repository(session, repo, viewer)
+    tracked = tracked_issues(session, scope_of(session, found, viewer))
     page = tracked[offset: offset + limit]
     predictions = latest_predictions(session, [i.id for i in page])
     return {
@@ -159,10 +171,11 @@ def issues(
 
 
 @router.get("/api/config", response_model=RepositoryConfig)
-def config(services: ServicesDep, session: SessionDep, repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
+def config(services: ServicesDep, session: SessionDep, viewer: ViewerDep,
+           repo: str = Query(..., description="owner/name")) -> dict[str, Any]:
     """The configuration in force for a repository, where it came from, and what was wrong with it;
     and the share of PTM-related issues its decisions are made at (``app.workflow.repo_share``)."""
-    found = tracked_repository(session, repo)
+    found = tracked_repository(session, repo, viewer)
     assert found is not None  # repo is required
     row = session.get(RepoConfig, found.id)
     loaded = repo_config.interpret(row, services.policy) if row else None

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
 
 from app import __version__
 from app.config import Settings
 from app.events import router as event_router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services, identify_app
-from app.web import api, backfill_status, pages, webhook
+from app.web import api, backfill_status, pages, signin, webhook
 from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,13 @@ def create_app(settings: Settings) -> FastAPI:
             await services.aclose()
 
     app = FastAPI(title="PTM Triage", version=__version__, lifespan=lifespan)
+    app.state.oauth = signin.github_oauth(settings)
+    # Signed (itsdangerous), HttpOnly, Secure, SameSite=Lax: what the sign-in keeps between requests.
+    app.add_middleware(SessionMiddleware, secret_key=settings.session_key, session_cookie="ptm_triage_session",
+                       max_age=int(settings.session_hours * 3600), same_site="lax", https_only=True)
     app.include_router(webhook.router)
     app.include_router(api.router)
     app.include_router(backfill_status.router)
     app.include_router(pages.router)
+    app.include_router(signin.router)
     return app

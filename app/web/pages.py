@@ -9,11 +9,13 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import escape
 from sqlalchemy.orm import Session
 
 from app.computed import Recipe
@@ -22,8 +24,9 @@ from app.services import Services
 from app.stats.resolution import Filters, compute_stats, group_of
 from app.stats.trends import monthly
 from app.store.models import Repository
-from app.store.queries import largest_repositories
+from app.store.queries import Scope, largest_repositories
 from app.taxonomy import ISSUE_TYPES, THEMES
+from app.web.access import Viewer, ViewerDep
 from app.web.api import balanced, stats_filters, tracked_repository
 from app.web.charts import chart_payload, monthly_flow, monthly_share, resolution_boxes, theme_boxes
 from app.web.deps import ServicesDep, SessionDep
@@ -36,6 +39,7 @@ templates.env.globals.update(fmt_number=fmt_number, fmt_p=fmt_p, THEMES=THEMES, 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 LATEST = 20
 STANDING_PAGES = 50
+VIEWER_MARK = "<!--viewer-->"  # where base.html says who is signed in
 OPEN_SHOWN = 100  # the oldest open PTM issues listed; the export has them all
 GROUP_NAMES = {"ptm": "PTM-related", "non_ptm": "not PTM-related", "unsure": "the model was unsure",
                "unclassified": "not classified yet"}
@@ -58,31 +62,49 @@ def _shown(rows: Sequence[IssueRow], filters: Filters) -> list[IssueRow]:
     return [row for row in rows if filters.exclusion(row.record) is None]
 
 
+def _for(viewer: Viewer, request: Request, page: str) -> HTMLResponse:
+    """A page as this viewer sees it: who is signed in, or a link to sign in. (The rest of a page is
+    the same for everyone who may read it, and kept as such by ``app.computed``.)"""
+    if viewer.kind == "user":
+        bar = f'Signed in as <strong>{escape(viewer.name)}</strong> · <a href="/logout">Sign out</a>'
+    elif viewer.kind == "token":
+        bar = f"API token <strong>{escape(viewer.name)}</strong>"
+    elif request.app.state.oauth is not None:
+        bar = f'<a href="/login?{urlencode({"next": request.url.path})}">Sign in with GitHub</a> to see private repositories'
+    else:
+        bar = ""
+    return HTMLResponse(page.replace(VIEWER_MARK, bar, 1))
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
-def overview(services: ServicesDep, session: SessionDep,
+def overview(request: Request, services: ServicesDep, session: SessionDep, viewer: ViewerDep,
              repo: str | None = Query(None, description="owner/name: that repository's page"),
              filters: Filters = Depends(stats_filters)) -> Response:
     if repo:
-        found = tracked_repository(session, repo)
+        found = tracked_repository(session, repo, viewer)
         assert found is not None
         query = _query(filters)
         return RedirectResponse(f"/dashboard/{found.full_name}" + (f"?{query}" if query else ""), status_code=307)
-    return HTMLResponse(services.computed.answer(session, _overview_recipe(services, filters)))
+    return _for(viewer, request, services.computed.answer(
+        session, _overview_recipe(services, viewer.scope(session), filters)))
 
 
 def standing_answers(services: Services) -> Callable[[Session], list[Recipe]]:
-    """The answers kept current whether asked for or not (``Computed.keep_current``): the overview and
-    the pages of the ``STANDING_PAGES`` largest repositories as they first open, without filters (a
-    small repository's page takes milliseconds)."""
+    """The answers kept current whether asked for or not (``Computed.keep_current``): the overview as
+    anyone and as an operator sees it, and the pages of the ``STANDING_PAGES`` largest repositories as
+    they first open, without filters (a small repository's page takes milliseconds)."""
+    anyone = Viewer("anonymous", sees_public=services.settings.public_repositories)
+
     def recipes(session: Session) -> list[Recipe]:
-        return [_overview_recipe(services, Filters()),
+        return [_overview_recipe(services, anyone.scope(session), Filters()),
+                _overview_recipe(services, None, Filters()),
                 *(_page_recipe(services, found, Filters()) for found in largest_repositories(session, STANDING_PAGES))]
 
     return recipes
 
 
-def _overview_recipe(services: Services, filters: Filters) -> Recipe:
-    return ("overview", filters), None, lambda session: _overview(services, session, filters)
+def _overview_recipe(services: Services, scope: Scope, filters: Filters) -> Recipe:
+    return ("overview", filters), scope, lambda session: _overview(services, session, scope, filters)
 
 
 def _page_recipe(services: Services, found: Repository, filters: Filters) -> Recipe:
@@ -90,8 +112,8 @@ def _page_recipe(services: Services, found: Repository, filters: Filters) -> Rec
             lambda session: _repository_page(services, session, found, filters))
 
 
-def _overview(services: Services, session: Session, filters: Filters) -> str:
-    records = repository_records(session, None, services.policy)
+def _overview(services: Services, session: Session, scope: Scope, filters: Filters) -> str:
+    records = repository_records(session, scope, services.policy)
     stats = compute_stats(records, filters=filters)
     open_ptm: dict[str, int] = {}
     for record in records:
@@ -114,11 +136,11 @@ def _share(group: Any) -> str:
 
 
 @router.get("/dashboard/{owner}/{name}", response_class=HTMLResponse)
-def repository_page(owner: str, name: str, services: ServicesDep, session: SessionDep,
-                    filters: Filters = Depends(stats_filters)) -> HTMLResponse:
-    found = tracked_repository(session, f"{owner}/{name}")
+def repository_page(owner: str, name: str, request: Request, services: ServicesDep, session: SessionDep,
+                    viewer: ViewerDep, filters: Filters = Depends(stats_filters)) -> HTMLResponse:
+    found = tracked_repository(session, f"{owner}/{name}", viewer)
     assert found is not None
-    return HTMLResponse(services.computed.answer(session, _page_recipe(services, found, filters)))
+    return _for(viewer, request, services.computed.answer(session, _page_recipe(services, found, filters)))
 
 
 def _repository_page(services: Services, session: Session, found: Repository, filters: Filters) -> str:
@@ -144,12 +166,12 @@ def _repository_page(services: Services, session: Session, found: Repository, fi
 
 
 @router.get("/dashboard/{owner}/{name}/issues.{fmt}")
-def export(owner: str, name: str, fmt: str, services: ServicesDep, session: SessionDep,
+def export(owner: str, name: str, fmt: str, services: ServicesDep, session: SessionDep, viewer: ViewerDep,
            filters: Filters = Depends(stats_filters)) -> Response:
     """The issues a repository page counts with these filters, as CSV or JSON."""
     if fmt not in ("csv", "json"):
         raise HTTPException(404, f"no export as {fmt!r}; csv or json")
-    found = tracked_repository(session, f"{owner}/{name}")
+    found = tracked_repository(session, f"{owner}/{name}", viewer)
     assert found is not None
     lines = [_export_line(row) for row in _shown(issue_rows(session, found.id, services.policy), filters)]
     filename = f"{found.full_name.replace('/', '_')}-issues.{fmt}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.stats.resolution import IssueRecord
-from app.store.queries import CountedIssue, counted_issues
+from app.store.queries import CountedIssue, Scope, counted_issues
 from app.taxonomy import SUBTHEMES, theme_of
 from app.triage.labels import LabelPolicy
 
@@ -67,7 +67,7 @@ def record_of(issue: CountedIssue, reading: LabelReading) -> IssueRecord:
     )
 
 
-def repository_records(session: Session, repository_id: int | None, policy: LabelPolicy) -> list[IssueRecord]:
+def repository_records(session: Session, scope: Scope, policy: LabelPolicy) -> list[IssueRecord]:
     """The records of one repository's tracked issues (every repository's with None)."""
     reading = LabelReading(policy)
-    return [record_of(issue, reading) for issue in counted_issues(session, repository_id)]
+    return [record_of(issue, reading) for issue in counted_issues(session, scope)]

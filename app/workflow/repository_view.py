@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.stats.resolution import IssueRecord
 from app.store.models import Issue, LabelChange, Repository
-from app.store.queries import CountedIssue, counted_issues
+from app.store.queries import CountedIssue, Scope, counted_issues
 from app.triage.labels import LabelPolicy
 from app.workflow.records import LabelReading, record_of
 
@@ -72,10 +72,10 @@ def _row(issue: CountedIssue, reading: LabelReading) -> IssueRow:
     )
 
 
-def issue_rows(session: Session, repository_id: int | None, policy: LabelPolicy) -> list[IssueRow]:
+def issue_rows(session: Session, scope: Scope, policy: LabelPolicy) -> list[IssueRow]:
     """Every tracked issue of one repository (of all with None), by repository and number."""
     reading = LabelReading(policy)
-    return [_row(issue, reading) for issue in counted_issues(session, repository_id)]
+    return [_row(issue, reading) for issue in counted_issues(session, scope)]
 
 
 def corrections(session: Session, repository: Repository, policy: LabelPolicy, rows: list[IssueRow],

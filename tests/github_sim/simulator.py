@@ -9,6 +9,8 @@ and 403s, and injectable failures. The plain-Python methods (``add_issue``,
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import secrets
 import time
@@ -123,9 +125,10 @@ class Bucket:
 
 @dataclass(frozen=True)
 class Principal:
-    kind: str  # "app", "installation" or "anonymous"
+    kind: str  # "app", "installation", "user" or "anonymous"
     bucket: str
     installation_id: int | None = None
+    login: str | None = None  # a user's
 
 
 @dataclass
@@ -158,7 +161,15 @@ class GitHubSimulator:
         self._buckets: dict[str, Bucket] = {}
         self._created_at = clock()
         self._routes = self._route_table()
+        self.client_id = f"Iv1.{app_id:016x}"  # the App's OAuth client (GET /app says the same)
+        self.client_secret = secrets.token_hex(20)
+        self.signed_in: list[str] = []  # logins that authorised the App through the OAuth web flow
+        self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (login, redirect_uri)
         self.app = Starlette(routes=[
+            # github.com's OAuth web flow: web pages, not REST endpoints (not in the OpenAPI description).
+            Route("/login/oauth/authorize", self._authorize_page, methods=["GET"]),
+            Route("/login/oauth/authorize", self._authorize, methods=["POST"]),
+            Route("/login/oauth/access_token", self._access_token, methods=["POST"]),
             *(Route(_starlette_path(t), self._endpoint(t, auth, h), methods=[m])
               for m, t, auth, h in self._routes),
             Route("/{rest:path}", self._endpoint(None, "none", self._unknown_route),
@@ -210,6 +221,9 @@ class GitHubSimulator:
 
     def set_file(self, full_name: str, path: str, text: str) -> None:
         self._state_repo(full_name).files[path.strip("/")] = text
+
+    def set_private(self, full_name: str, private: bool = True) -> None:
+        self._state_repo(full_name).private = private
 
     def set_permission(self, full_name: str, user: str, permission: str) -> None:
         if permission not in ROLE_TO_PERMISSION:
@@ -323,7 +337,7 @@ class GitHubSimulator:
             "action": action,
             "installation": self.state.installation_json(inst, self.app_id),
             "repositories": [{"id": r.id, "node_id": node_id("Repository", r.id), "name": r.name,
-                              "full_name": r.full_name, "private": False} for r in repos],
+                              "full_name": r.full_name, "private": r.private} for r in repos],
             "requester": None,
             "sender": self.state.user_json(inst.account, inst.account_type),
         }
@@ -404,7 +418,12 @@ class GitHubSimulator:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         if not credential:
             raise ApiError(401, "Requires authentication")
-        is_token = scheme.lower() == "token" or credential.startswith("ghs_")
+        is_token = scheme.lower() == "token" or credential.startswith(("ghs_", "ghu_"))
+        if auth == "user":
+            login = self.state.user_tokens.get(credential) if is_token or scheme.lower() == "bearer" else None
+            if login is None:
+                raise bad_credentials()
+            return Principal("user", f"user:{login}", login=login)
         if auth == "jwt":
             if is_token or scheme.lower() != "bearer":
                 raise ApiError(401, "A JSON web token could not be decoded")
@@ -558,6 +577,9 @@ class GitHubSimulator:
             ("DELETE", f"{r}/labels/{{name}}", "token", self._delete_label),
             ("GET", f"{r}/contents/{{path}}", "token", self._get_content),
             ("GET", f"{r}/collaborators/{{username}}/permission", "token", self._get_permission),
+            ("GET", "/user", "user", self._get_user),
+            ("GET", "/user/installations", "user", self._user_installations),
+            ("GET", "/user/installations/{installation_id}/repositories", "user", self._user_installation_repos),
         ]
 
     # -- handlers: app ----------------------------------------------------------
@@ -769,6 +791,81 @@ class GitHubSimulator:
         role = self.state.role(repo, login)
         user = {**self.state.user_json(login), "role_name": role}
         return 200, {"permission": ROLE_TO_PERMISSION[role], "role_name": role, "user": user}, {}
+
+
+    # -- handlers: a signed-in user (user-to-server token) -------------------------
+
+    def _user_repos(self, inst: Installation, login: str) -> list[Repo]:
+        return [repo for name in inst.repos if self.state.has_access(repo := self._state_repo(name), login)]
+
+    def _get_user(self, call: Call) -> Reply:
+        assert call.principal.login is not None
+        return 200, self.state.profile_json(call.principal.login), {}
+
+    def _user_installations(self, call: Call) -> Reply:
+        login = call.principal.login or ""
+        items = [self.state.installation_json(inst, self.app_id)
+                 for inst in sorted(self.state.installations.values(), key=lambda x: x.id)
+                 if self._user_repos(inst, login)]
+        return self._page(call, items, lambda chunk: {"total_count": len(items), "installations": chunk})
+
+    def _user_installation_repos(self, call: Call) -> Reply:
+        inst = self._installation(call)
+        repos = [self.state.repo_json(repo) for repo in self._user_repos(inst, call.principal.login or "")]
+        if not repos:
+            raise not_found()
+        return self._page(call, repos, lambda chunk: {
+            "total_count": len(repos), "repository_selection": "selected", "repositories": chunk})
+
+    # -- github.com's OAuth web flow ----------------------------------------------
+
+    async def _authorize_page(self, request: Request) -> Response:
+        """The page GitHub shows a person asked to authorise the App: here, a form that asks who they are."""
+        q = request.query_params
+        if q.get("client_id") != self.client_id:
+            return Response("unknown client_id", 404)
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{html.escape(q.get(k, ""))}">'
+                         for k in ("redirect_uri", "state"))
+        return Response(f'<!doctype html><title>Authorize PTM Triage</title><form method="post">{hidden}'
+                        '<label>Username <input name="login" id="login"></label>'
+                        '<button id="authorize">Authorize PTM Triage</button></form>', 200,
+                        media_type="text/html")
+
+    async def _authorize(self, request: Request) -> Response:
+        form = await _form(request)
+        login, redirect_uri = str(form.get("login", "")), str(form.get("redirect_uri", ""))
+        if not login or not redirect_uri.startswith(("http://", "https://")):
+            return Response("login and redirect_uri are required", 422)
+        code = secrets.token_hex(10)
+        self._codes[code] = (login, redirect_uri)
+        query = urllib.parse.urlencode({"code": code, "state": str(form.get("state", ""))})
+        return Response(status_code=302, headers={"location": f"{redirect_uri}?{query}"})
+
+    async def _access_token(self, request: Request) -> Response:
+        """GitHub answers 200 with an ``error`` for a bad exchange, JSON when asked for it."""
+        form = await _form(request)
+        client = (form.get("client_id"), form.get("client_secret"))
+        scheme, _, basic = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":  # client_secret_basic, which GitHub accepts as well as the form's fields
+            user, _, password = base64.b64decode(basic).decode().partition(":")
+            client = (urllib.parse.unquote(user), urllib.parse.unquote(password))
+        if client != (self.client_id, self.client_secret):
+            body: dict[str, Any] = {"error": "incorrect_client_credentials",
+                                    "error_description": "The client_id and/or client_secret passed are incorrect."}
+        elif (found := self._codes.pop(str(form.get("code", "")), None)) is None or \
+                form.get("redirect_uri") not in (None, found[1]):
+            body = {"error": "bad_verification_code", "error_description": "The code passed is incorrect or expired."}
+        else:
+            token = f"ghu_{secrets.token_hex(18)}"
+            self.state.user_tokens[token] = found[0]
+            self.signed_in.append(found[0])
+            body = {"access_token": token, "token_type": "bearer", "scope": ""}
+        return Response(json.dumps(body), 200, media_type="application/json")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """A url-encoded form's fields (what browsers and OAuth clients send here), without python-multipart."""
+    return {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode()).items()}
 
 
 def _check_label(name: str, color: Any) -> str:

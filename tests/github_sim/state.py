@@ -86,6 +86,7 @@ class Repo:
     issues: dict[int, Issue] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
+    private: bool = False
 
     @property
     def full_name(self) -> str:
@@ -123,6 +124,7 @@ class SimState:
         self.repos: dict[str, Repo] = {}
         self.installations: dict[int, Installation] = {}
         self.tokens: dict[str, Token] = {}
+        self.user_tokens: dict[str, str] = {}  # user-to-server token -> login
         self._ids = itertools.count(1000)
         self._user_ids: dict[str, int] = {}
 
@@ -176,6 +178,10 @@ class SimState:
     def role(self, repo: Repo, user: str) -> str:
         return "admin" if user == repo.owner else repo.roles.get(user, "read")
 
+    def has_access(self, repo: Repo, user: str) -> bool:
+        """Owner or collaborator: what ``GET /user/installations/{id}/repositories`` lists for a user."""
+        return user == repo.owner or user in repo.roles
+
     def find_repo(self, full_name: str) -> Repo | None:
         """Repository names are case-insensitive on GitHub."""
         wanted = full_name.casefold()
@@ -209,6 +215,13 @@ class SimState:
             "site_admin": False,
         }
 
+    def profile_json(self, login: str) -> dict[str, Any]:
+        """``GET /user`` as a signed-in user sees it (the public profile)."""
+        created = iso(0)
+        return {**self.user_json(login), "name": None, "company": None, "blog": "", "location": None,
+                "email": None, "hireable": None, "bio": None, "public_repos": 0, "public_gists": 0,
+                "followers": 0, "following": 0, "created_at": created, "updated_at": created}
+
     def repo_url(self, repo: Repo) -> str:
         return f"{self.api_url}/repos/{repo.full_name}"
 
@@ -222,7 +235,7 @@ class SimState:
             "node_id": node_id("Repository", repo.id),
             "name": repo.name,
             "full_name": repo.full_name,
-            "private": False,
+            "private": repo.private,
             "owner": self.user_json(repo.owner),
             "html_url": html,
             "description": None,
@@ -272,7 +285,7 @@ class SimState:
             "is_template": False,
             "web_commit_signoff_required": False,
             "topics": [],
-            "visibility": "public",
+            "visibility": "private" if repo.private else "public",
             "forks": 0,
             "open_issues": open_issues,
             "watchers": 0,

@@ -3,6 +3,8 @@
 import gidgethub
 import pytest
 
+from app.github.client import GitHubClient
+from app.github.user_access import user_access
 from tests import openapi_check
 
 REPO = "/repos/octo/repo"
@@ -59,6 +61,14 @@ async def exercise_every_route(sim, factory) -> None:
     await gh.getitem(f"{REPO}/contents/.github/ptm-triage.yml?ref=main")
     await expect_error(gh.getitem(f"{REPO}/contents/missing.yml"), 404)
     await gh.getitem(f"{REPO}/collaborators/octo/permission")
+
+    sim.state.user_tokens["ghu_exercise"] = "octo"  # what the OAuth web flow hands a signed-in person
+    access = await user_access(factory._http, factory.api_url, "ghu_exercise")
+    assert access.login == "octo" and len(access.repository_ids) == 2
+    user = GitHubClient(factory._http, "test", oauth_token="ghu_exercise", base_url=factory.api_url)
+    await expect_error(user.getitem("/user/installations/99/repositories"), 404)
+    await expect_error(GitHubClient(factory._http, "test", oauth_token="ghu_nobody",
+                                    base_url=factory.api_url).getitem("/user"), 401)
 
     sim.rate_limit = 0
     await expect_error(gh.getitem(REPO), 403)

@@ -6,12 +6,15 @@ import asyncio
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from gidgethub import sansio
+from gidgethub.routing import Router
 from sqlalchemy import update
 
 from app.cli import main
 from app.events import router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services
+from app.store import queries
 from app.store.db import Database
 from app.store.models import Delivery, utcnow
 from app.store.queries import retry_deliveries, store_delivery
@@ -22,14 +25,15 @@ from tests.waiting import wait_until
 OPENED = (WEBHOOK_EXAMPLES / "issues" / "opened.payload.json").read_text()
 
 
-def stored(url: str, delivery_id: str, status: str, lease_from_now_s: float | None) -> None:
+def stored(url: str, delivery_id: str, status: str, lease_from_now_s: float | None, owner: str | None = None) -> None:
     db = Database(url)
     db.migrate()
     with db.session() as session:
         store_delivery(session, delivery_id=delivery_id, event="issues", action="opened",
                        installation_id=None, payload=OPENED)
         lease = None if lease_from_now_s is None else utcnow() + timedelta(seconds=lease_from_now_s)
-        session.execute(update(Delivery).where(Delivery.id == delivery_id).values(status=status, not_before=lease))
+        session.execute(update(Delivery).where(Delivery.id == delivery_id)
+                        .values(status=status, not_before=lease, lease_owner=owner))
     db.dispose()
 
 
@@ -51,12 +55,54 @@ def test_a_stopping_worker_hands_its_delivery_back(make_settings) -> None:
     settings = make_settings(dry_run=True, model_kind="baseline")
     services = build_services(settings)
     worker = DeliveryWorker(services, router)
-    stored(settings.sqlalchemy_url, "in-flight", "processing", lease_from_now_s=3600)
+    stored(settings.sqlalchemy_url, "in-flight", "processing", lease_from_now_s=3600, owner=worker.name)
     worker._current = "in-flight"  # what run_once sets while it processes a delivery
     asyncio.run(worker.stop())
     with services.db.session() as session:
         delivery = session.get(Delivery, "in-flight")
         assert delivery.status == "pending" and delivery.not_before is None
+
+
+def test_a_worker_busy_for_longer_than_its_lease_keeps_it(make_settings) -> None:
+    settings = make_settings(dry_run=True, model_kind="baseline", worker_lease_s=3)
+    services = build_services(settings)
+    busy, leases = Router(), set()
+
+    def renewed_twice() -> bool:
+        with services.db.session() as session:
+            queries.requeue_expired(session, 5)  # what another worker's sweep does meanwhile
+            delivery = session.get(Delivery, "long")
+            assert delivery.status == "processing", "another worker's sweep took the delivery over"
+            leases.add(delivery.not_before)
+            return len(leases) >= 3
+
+    @busy.register("issues", action="opened")
+    async def hold_the_loop(event: sansio.Event, services: object) -> None:
+        wait_until(renewed_twice, "the lease renewed twice")  # blocks the loop, as a long classification would
+
+    stored(settings.sqlalchemy_url, "long", "pending", lease_from_now_s=None)
+    assert asyncio.run(DeliveryWorker(services, busy).run_once()) == 1
+    with services.db.session() as session:
+        delivery = session.get(Delivery, "long")
+        assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("done", 1, None)
+    services.db.dispose()
+
+
+def test_a_worker_whose_lease_was_taken_over_records_nothing(make_settings) -> None:
+    settings = make_settings(dry_run=True, model_kind="baseline")
+    stored(settings.sqlalchemy_url, "taken", "pending", lease_from_now_s=None)
+    db = Database(settings.sqlalchemy_url)
+    with db.session() as session:
+        assert queries.claim_delivery(session, "taken", 30, "first") is not None
+        session.execute(update(Delivery).where(Delivery.id == "taken").values(lease_owner="second"))
+    with db.session() as session:
+        assert not queries.renew_lease(session, "taken", "first", 30)
+        assert not queries.finish_delivery(session, "taken", "first", "failed", "late")
+        assert not queries.retry_delivery_later(session, "taken", "first", "late", 1)
+        assert queries.finish_delivery(session, "taken", "second", "done")
+    with db.session() as session:
+        assert (session.get(Delivery, "taken").status, session.get(Delivery, "taken").error) == ("done", None)
+    db.dispose()
 
 
 def test_a_delivery_whose_worker_dies_on_every_attempt_ends_failed(make_settings) -> None:
