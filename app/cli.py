@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +19,10 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app import logs
+
+    settings = load_settings()
+    logs.setup(level, settings.log_format, settings.secret_values())
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -30,7 +32,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     _setup_logging(settings.log_level)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    # log_config=None: uvicorn's own lines go through the same handler (JSON or text, secrets left out).
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower(),
+                log_config=None)
     return 0
 
 

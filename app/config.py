@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(default=5, alias="PTM_TRIAGE_WORKER_MAX_ATTEMPTS", ge=1)
     delivery_retention_days: float = Field(default=30.0, alias="PTM_TRIAGE_DELIVERY_RETENTION_DAYS", gt=0)
     log_level: str = Field(default="INFO", alias="PTM_TRIAGE_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field(default="text", alias="PTM_TRIAGE_LOG_FORMAT")
     # Who may read what (app.web.access): sign-in through the App's OAuth web flow, operators' API tokens.
     github_client_id: str | None = Field(default=None, alias="GITHUB_CLIENT_ID")
     github_client_secret: SecretStr | None = Field(default=None, alias="GITHUB_CLIENT_SECRET")
@@ -131,6 +132,14 @@ class Settings(BaseSettings):
             raise ConfigError(f"no GITHUB_WEBHOOK_SECRET and no local secret in {self.secret_file.resolve()}; "
                               "start the service once (`ptm-triage serve`) or set GITHUB_WEBHOOK_SECRET")
         return self.secret_file.read_text().strip()
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log to leave out (``app.logs``)."""
+        values = [secret.get_secret_value() for secret in (self.github_webhook_secret, self.github_private_key,
+                                                           self.github_client_secret, self.session_secret) if secret]
+        if self.has_github_credentials:
+            values += [line for line in self.private_key_pem().splitlines() if len(line) >= 16]
+        return values
 
     @property
     def sign_in_configured(self) -> bool:

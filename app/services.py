@@ -12,7 +12,8 @@ from gidgethub.abc import GitHubAPI
 from app.computed import Computed
 from app.config import ConfigError, Settings
 from app.github.auth import AppAuth
-from app.github.client import GitHubClientFactory
+from app.github.client import DELIVERY, GitHubClientFactory
+from app.metrics import Metrics
 from app.store.db import Database
 from app.triage.classifier import Classifier
 from app.triage.labels import LabelPolicy
@@ -32,6 +33,7 @@ class Services:
     known_labels: dict[str, set[str]] = field(default_factory=dict)
     backfills_scheduled: Callable[[], None] = lambda: None  # the backfill runner's wake-up, when one runs
     computed: Computed = field(default_factory=Computed)  # the dashboard's answers, until their data changes
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def dry_run(self) -> bool:
@@ -42,7 +44,7 @@ class Services:
         and for a delivery that names no installation."""
         if self.github is None or installation_id is None:
             return None
-        return await self.github.for_installation(installation_id)
+        return await self.github.for_installation(installation_id, DELIVERY)
 
     async def aclose(self) -> None:
         if self.github is not None:
@@ -64,12 +66,15 @@ def build_services(settings: Settings) -> Services:
     if settings.ptm_share is not None and classifier.train_ptm_share is None:
         raise ConfigError(f"PTM_TRIAGE_PTM_SHARE needs a calibrated model; {settings.model_kind} is not (use bert)")
     policy = default_policy(settings)
+    metrics = Metrics()
+    metrics.watch(db)
     github = None
     if not settings.effective_dry_run:
         assert settings.github_app_id is not None  # not in dry-run: there are credentials
         auth = AppAuth(settings.github_app_id, settings.private_key_pem())
-        github = GitHubClientFactory(settings.github_api_url, auth, httpx.AsyncClient(timeout=30))
-    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github)
+        github = GitHubClientFactory(settings.github_api_url, auth, httpx.AsyncClient(timeout=30),
+                                     on_answer=metrics.github_answer)
+    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github, metrics=metrics)
 
 
 async def identify_app(services: Services) -> None:

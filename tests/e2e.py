@@ -21,12 +21,14 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.triage.labels import LabelPolicy
 from app.web.main import create_app
+from tests import secret_watch
 from tests.conftest_github import GITHUB_APP_ID
 from tests.github_sim import GitHubSimulator
 from tests.servers import serve
 from tests.waiting import HTTP_TIMEOUT_S, wait_until
 
 SECRET = "e2e-secret"
+secret_watch.register(SECRET)
 INSTALLATION = 77
 REPO = "octo-org/diffusion-studio"
 POLICY = LabelPolicy()

@@ -20,11 +20,13 @@ from typing import Any
 
 import httpx
 
+from tests import secret_watch
 from tests.conftest import WEBHOOK_EXAMPLES
 from tests.servers import free_port
 from tests.waiting import HTTP_TIMEOUT_S, PATIENCE_S, wait_until
 
 SECRET = "kill-test-secret"
+secret_watch.register(SECRET)
 OPENED = json.loads((WEBHOOK_EXAMPLES / "issues" / "opened.payload.json").read_text())
 
 
@@ -74,11 +76,13 @@ class ServiceProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=PATIENCE_S)
+        secret_watch.check_file(self.workdir / "serve.log")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=PATIENCE_S)
+        secret_watch.check_file(self.workdir / "serve.log")
 
     def send(self, delivery_id: str, body: bytes) -> int | None:
         """The status of the answer; None when the service did not answer (it is down)."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from app.cli import main
+from tests import secret_watch
 from tests.conftest import SHARED, WEBHOOK_EXAMPLES
 from tests.servers import free_port
 from tests.waiting import HTTP_TIMEOUT_S, PATIENCE_S, wait_until
@@ -40,6 +41,7 @@ def test_serve_without_credentials_is_dry_run_and_receive_signs_with_the_local_s
     try:
         wait_until(lambda: answers(f"{url}/healthz", server), "the service answered /healthz")
         assert httpx.get(f"{url}/healthz", timeout=HTTP_TIMEOUT_S).json()["dry_run"] is True
+        secret_watch.register((tmp_path / "data" / "webhook-secret").read_text().strip())
         output = Path(log.name).read_text()
         assert "DRY-RUN" in output and str((tmp_path / "data" / "webhook-secret").resolve()) in output
 
@@ -56,6 +58,7 @@ def test_serve_without_credentials_is_dry_run_and_receive_signs_with_the_local_s
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=PATIENCE_S)
+        secret_watch.check_file(tmp_path / "serve.log")
 
 
 def test_classify_writes_the_contract(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,7 +42,7 @@ async def triage_issue(event: sansio.Event, services: Services, tracked: Tracked
     gh = await services.installation_client(installation_id(event))
     loaded = await repo_config.load(services, gh, repo_id, target.repo)
     if gh is not None and loaded.report_error:
-        await labelling.comment(gh, target, loaded.error_comment())
+        await labelling.comment(gh, target, loaded.error_comment(), kind="config-error", delivery_id=event.delivery_id)
     config = loaded.settings
     if not config.enabled:
         log.info("%s: the app is switched off in %s", where, repo_config.CONFIG_PATH)
@@ -63,5 +63,6 @@ async def triage_issue(event: sansio.Event, services: Services, tracked: Tracked
     applied = await labelling.apply(services, gh, target, prediction, policy,
                                     delivery_id=event.delivery_id, write=write)
     if gh is not None and write and opened and config.comment:
-        await labelling.comment(gh, target, labelling.explanation(applied.prediction, applied.labels, policy))
+        await labelling.comment(gh, target, labelling.explanation(applied.prediction, applied.labels, policy),
+                                kind="explanation", delivery_id=event.delivery_id)
     await labelling.follow_share(services, gh, repo_id, config)

@@ -7,6 +7,7 @@ from typing import Any
 from gidgethub import sansio
 from sqlalchemy.orm import Session
 
+from app import logs
 from app.store.models import Issue, Repository
 from app.store.queries import upsert_issue, upsert_repository
 
@@ -34,6 +35,7 @@ def track_issue(session: Session, event: sansio.Event) -> tuple[Repository, Issu
     for path in (("repository", "id"), ("repository", "full_name"), ("issue", "number")):
         field(event.data, *path)
     repo_data, issue_data = event.data["repository"], event.data["issue"]
+    logs.note(repository=repo_data["full_name"], issue=issue_data["number"])
     repo = upsert_repository(session, repo_data, installation_id(event))
     labels_changed = event.data.get("action") in ("labeled", "unlabeled")
     issue, created = upsert_issue(session, repo, issue_data, labels_changed)

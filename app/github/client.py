@@ -1,10 +1,13 @@
 """gidgethub clients for the app and for its installations, over one httpx client.
 
-How long a client sits out GitHub's limits and failures is its ``RetryPolicy``:
-the default waits for nothing, so a webhook delivery that meets a limit fails at
-once and the queue reschedules it (``app.queue.dispatch``); the backfill asks for
-a patient client that sleeps until ``x-ratelimit-reset``, honours ``Retry-After``
-and retries 5xx answers and transport errors with backoff.
+How a client meets GitHub's failures is its ``RetryPolicy``, carried out by tenacity around
+each request: 5xx answers, timeouts and connection resets are retried with doubling backoff;
+a primary rate limit (``x-ratelimit-remaining: 0``) waits until ``x-ratelimit-reset``, a
+secondary one as long as ``Retry-After`` says (a minute when it says nothing); a wait longer
+than the policy's ``max_wait_s``, and every other answer (404, 410, 422 …), is raised at once.
+A webhook delivery's client (``DELIVERY``) retries briefly and leaves longer waits to the queue,
+which reschedules the delivery (``app.queue.dispatch``); the backfill's (``PATIENT``) sits out
+rate limits for up to an hour.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import gidgethub.httpx
 import httpx
+import tenacity
 from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio
 
 from app.github.auth import AppAuth, InstallationTokenCache
@@ -53,7 +57,17 @@ class RetryPolicy:
         return max(epoch + self.reset_margin_s - self.clock(), 0.0)
 
 
+AnswerHook = Callable[[str, str, str, int | None], None]
+"""Told of every answer: (client: 'app' or 'installation:ID', method, status or 'transport-error',
+requests left in the rate limit or None); ``app.metrics`` counts them."""
+
+
+def _ignore(client: str, method: str, status: str, remaining: int | None) -> None:
+    """The hook when nobody listens."""
+
+
 FAIL_FAST = RetryPolicy()
+DELIVERY = RetryPolicy(retries=3, max_wait_s=5.0, backoff_s=0.25)
 PATIENT = RetryPolicy(retries=5, max_wait_s=3600.0, backoff_s=0.5)
 
 
@@ -82,11 +96,13 @@ class GitHubClient(gidgethub.httpx.GitHubAPI):
     """Waits out rate limits and retries failures as its policy allows; keeps the last headers."""
 
     def __init__(self, client: httpx.AsyncClient, requester: str, *, retry: RetryPolicy = FAIL_FAST,
-                 **kwargs: Any) -> None:
+                 name: str = "app", on_answer: AnswerHook = _ignore, **kwargs: Any) -> None:
         # gidgethub 6 annotates its client as httpx2.AsyncClient whenever httpx2 is installed (huggingface_hub
         # brings it); it only calls ``client.request``, which httpx's AsyncClient has with the same signature.
         super().__init__(client, requester, **kwargs)  # type: ignore[arg-type]
         self.retry = retry
+        self.name = name
+        self.on_answer = on_answer
         self.last_headers: Mapping[str, str] = {}
 
     async def sleep(self, seconds: float) -> None:
@@ -107,41 +123,46 @@ class GitHubClient(gidgethub.httpx.GitHubAPI):
             log.info("GitHub rate limit used up; waiting %.0fs for its reset", wait)
             await self.sleep(wait)
 
-    async def handle_rate_limit_error(self, *, method: str, url: str, exception: HTTPException,
-                                      attempt: int) -> bool:
-        wait = self._wait_before_retry(exception, attempt)
-        if wait is None:
-            return False
-        log.warning("%s %s: %s; attempt %d in %.1fs", method, url, exception.status_code, attempt + 1, wait)
-        await self.sleep(wait)
-        return True
+    async def _make_request(self, *args: Any, **kwargs: Any) -> tuple[bytes, str | None, int]:
+        """gidgethub's request, tried again as the policy allows (tenacity)."""
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception(self._passes), wait=self._wait,
+            stop=tenacity.stop_after_attempt(self.retry.retries + 1), sleep=self.retry.sleep,
+            before_sleep=self._say_retry, reraise=True)
+        answer: tuple[bytes, str | None, int] = await retrying(super()._make_request, *args, **kwargs)
+        return answer
 
-    def _wait_before_retry(self, exc: HTTPException, attempt: int) -> float | None:
-        if attempt > self.retry.retries:
-            return None
-        if isinstance(exc, GitHubBroken):
-            return self.retry.backoff(attempt)
-        wait = _limit_wait(exc, self.retry)
-        return wait if wait is not None and wait <= self.retry.max_wait_s else None
+    def _passes(self, exc: BaseException) -> bool:
+        """A failure that may pass by waiting, no longer than the policy sits out."""
+        if isinstance(exc, (GitHubBroken, httpx.TransportError)):
+            return True
+        wait = _limit_wait(exc, self.retry) if isinstance(exc, HTTPException) else None
+        return wait is not None and wait <= self.retry.max_wait_s
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        limit = _limit_wait(exc, self.retry) if isinstance(exc, HTTPException) else None
+        return limit if limit is not None else self.retry.backoff(state.attempt_number)
+
+    def _say_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        what = exc.status_code if isinstance(exc, HTTPException) else repr(exc)
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("GitHub request failed (%s); attempt %d in %.1fs", what, state.attempt_number + 1, wait)
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
                        body: bytes = b"") -> tuple[int, Mapping[str, str], bytes]:
-        attempt = 1
-        while True:
-            try:
-                response = await super()._request(method, url, headers, body)
-            except httpx.TransportError as exc:
-                if attempt > self.retry.retries:
-                    raise
-                log.warning("%s %s: %r; attempt %d", method, url, exc, attempt + 1)
-                await self.sleep(self.retry.backoff(attempt))
-                attempt += 1
-                continue
-            self.last_headers = response[1]
-            # gidgethub learns the limit from successful answers only; a 4xx or 5xx spends a
-            # request too, and its headers tell when a window GitHub started meanwhile resets.
-            self.rate_limit = sansio.RateLimit.from_http(response[1]) or self.rate_limit
-            return response
+        try:
+            response = await super()._request(method, url, headers, body)
+        except httpx.TransportError:
+            self.on_answer(self.name, method, "transport-error", None)
+            raise
+        self.last_headers = response[1]
+        # gidgethub learns the limit from successful answers only; a 4xx or 5xx spends a
+        # request too, and its headers tell when a window GitHub started meanwhile resets.
+        self.rate_limit = sansio.RateLimit.from_http(response[1]) or self.rate_limit
+        self.on_answer(self.name, method, str(response[0]), self.rate_limit.remaining if self.rate_limit else None)
+        return response
 
 
 def is_rate_limited(exc: HTTPException) -> bool:
@@ -167,8 +188,8 @@ class _AppGitHubAPI(GitHubClient):
     """Authenticates as the app, with a freshly signed JWT on every request."""
 
     def __init__(self, client: httpx.AsyncClient, requester: str, *, auth: AppAuth,
-                 base_url: str, retry: RetryPolicy) -> None:
-        super().__init__(client, requester, base_url=base_url, retry=retry)
+                 base_url: str, retry: RetryPolicy, on_answer: AnswerHook) -> None:
+        super().__init__(client, requester, base_url=base_url, retry=retry, on_answer=on_answer)
         self._auth = auth
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str],
@@ -184,7 +205,8 @@ class _InstallationGitHubAPI(GitHubClient):
     def __init__(self, client: httpx.AsyncClient, requester: str, *, token: str, base_url: str,
                  tokens: InstallationTokenCache, app: GitHubClient,
                  installation_id: int) -> None:
-        super().__init__(client, requester, oauth_token=token, base_url=base_url, retry=app.retry)
+        super().__init__(client, requester, oauth_token=token, base_url=base_url, retry=app.retry,
+                         name=f"installation:{installation_id}", on_answer=app.on_answer)
         self._tokens = tokens
         self._app = app
         self._installation_id = installation_id
@@ -207,8 +229,10 @@ class GitHubClientFactory:
     """
 
     def __init__(self, api_url: str, auth: AppAuth, http: httpx.AsyncClient,
-                 requester: str = "ptm-triage", tokens: InstallationTokenCache | None = None) -> None:
+                 requester: str = "ptm-triage", tokens: InstallationTokenCache | None = None,
+                 on_answer: AnswerHook = _ignore) -> None:
         self.api_url = api_url
+        self.on_answer = on_answer
         self.tokens = tokens or InstallationTokenCache(auth)
         self._auth = auth
         self._http = http
@@ -216,7 +240,7 @@ class GitHubClientFactory:
 
     async def app_client(self, retry: RetryPolicy = FAIL_FAST) -> GitHubClient:
         return _AppGitHubAPI(self._http, self._requester, auth=self._auth, base_url=self.api_url,
-                             retry=retry)
+                             retry=retry, on_answer=self.on_answer)
 
     async def for_installation(self, installation_id: int, retry: RetryPolicy = FAIL_FAST) -> GitHubClient:
         app = await self.app_client(retry)

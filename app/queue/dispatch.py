@@ -17,6 +17,7 @@ from app.services import Services
 from app.store.models import Delivery
 
 log = logging.getLogger(__name__)
+GONE = (404, 410)  # waiting will not bring it back
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ async def process(delivery: Delivery, router: Router, services: Services) -> Out
     except MissingField as exc:
         return Outcome("skipped", str(exc))
     except Exception as exc:
+        if isinstance(exc, HTTPException) and exc.status_code in GONE:
+            return Outcome("skipped", f"GitHub answered {exc.status_code}: the issue or repository was deleted, "
+                                      f"transferred or is no longer the app's ({exc})")
         wait = _retry_wait(exc)
         if wait is not None:
             return Outcome("retry", f"{type(exc).__name__}: {exc}", wait)

@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gidgethub.routing import Router
 
+from app import logs
 from app.queue.dispatch import Outcome, process
 from app.queue.lease import LeaseKeeper, worker_name
 from app.services import Services
@@ -121,18 +123,23 @@ class DeliveryWorker:
                 continue
             claimed += 1
             self._current = delivery_id
-            with LeaseKeeper(self.services.db, delivery_id, self.name, lease_s):
-                try:
-                    outcome = await process(delivery, self.router, self.services)
-                except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
-                    log.exception("delivery %s: processing raised", delivery_id)
-                    outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
-            self._record(delivery_id, delivery.attempts, outcome)
+            metrics = self.services.metrics
+            with logs.about(delivery_id=delivery_id), LeaseKeeper(self.services.db, delivery_id, self.name, lease_s):
+                with metrics.processing.labels(delivery.event).time():
+                    try:
+                        outcome = await process(delivery, self.router, self.services)
+                    except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
+                        log.exception("delivery %s: processing raised", delivery_id)
+                        outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
+                self._record(delivery_id, delivery.attempts, outcome)
+            metrics.deliveries.labels(delivery.event, outcome.status).inc()
             self._current = None
         return claimed
 
     def _record(self, delivery_id: str, attempts: int, outcome: Outcome) -> None:
         max_attempts = self.services.settings.worker_max_attempts
+        outcome = replace(outcome, reason=logs.redact(outcome.reason, self.services.settings.secret_values())
+                          if outcome.reason else None)
         with self.services.db.session() as session:
             if outcome.status == "retry" and attempts < max_attempts:
                 delay = outcome.retry_after_s or 2.0 * 2 ** (attempts - 1)

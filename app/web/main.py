@@ -14,7 +14,7 @@ from app.config import Settings
 from app.events import router as event_router
 from app.queue.worker import DeliveryWorker
 from app.services import build_services, identify_app
-from app.web import api, backfill_status, pages, signin, webhook
+from app.web import api, backfill_status, monitoring, pages, signin, webhook
 from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
@@ -69,4 +69,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(backfill_status.router)
     app.include_router(pages.router)
     app.include_router(signin.router)
+    app.include_router(monitoring.router)
+    app.add_middleware(monitoring.CountWebhookAnswers)
     return app

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from app.github.signature import signature_ok
 from app.store.queries import store_delivery
@@ -79,7 +80,12 @@ async def receive(request: Request) -> JSONResponse:
                 installation_id=_installation_id(data), payload=text, status="done" if is_ping else "pending",
             )
 
-    stored = await run_in_threadpool(store)
+    try:
+        stored = await run_in_threadpool(store)
+    except DBAPIError:  # the database is away (restarting, failing over): nothing was acknowledged
+        log.warning("delivery %s (%s) not stored: the database is unavailable", delivery_id, event, exc_info=True)
+        raise HTTPException(503, "the database is unavailable, so the delivery was not stored; redeliver it",
+                            headers={"Retry-After": "30"}) from None
     if stored == "duplicate":
         log.info("delivery %s (%s) received again; already stored, nothing to do", delivery_id, event)
         return JSONResponse({"delivery": delivery_id, "status": "duplicate"}, status_code=200)

@@ -56,7 +56,9 @@ def target_of(issue: Issue) -> Target:
 
 async def classify(services: Services, texts: Sequence[IssueText]) -> list[Prediction]:
     """The model runs in a worker thread, so the event loop keeps answering webhooks."""
-    return await asyncio.to_thread(services.classifier.predict, list(texts))
+    services.metrics.batch_size.observe(len(texts))
+    with services.metrics.classification.time():
+        return await asyncio.to_thread(services.classifier.predict, list(texts))
 
 
 async def apply(
@@ -163,5 +165,15 @@ def explanation(prediction: Prediction, wanted: Sequence[str], policy: LabelPoli
     return "\n".join(lines)
 
 
-async def comment(gh: GitHubAPI, target: Target, text: str) -> None:
-    await gh.post(f"/repos/{target.repo}/issues/{target.number}/comments", data={"body": text})
+async def comment(gh: GitHubAPI, target: Target, text: str, *, kind: str, delivery_id: str | None) -> bool:
+    """Post ``text`` once per delivery: it carries a hidden marker naming the delivery, and is not posted
+    when a comment with that marker is there already (an earlier attempt of the delivery, a redelivery,
+    or a worker that crashed after posting it). False when it was there."""
+    marker = f"<!-- ptm-triage:{kind} delivery={delivery_id} -->"
+    url = f"/repos/{target.repo}/issues/{target.number}/comments"
+    async for existing in gh.getiter(url):
+        if isinstance(existing, dict) and marker in (existing.get("body") or ""):
+            log.info("%s#%s: the %s comment of this delivery is there already", target.repo, target.number, kind)
+            return False
+    await gh.post(url, data={"body": f"{text}\n\n{marker}"})
+    return True

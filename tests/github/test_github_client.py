@@ -9,7 +9,7 @@ import pytest
 from gidgethub import BadRequest, GitHubBroken, RateLimitExceeded
 
 from app.github.auth import AppAuth
-from app.github.client import FAIL_FAST, GitHubClientFactory, RetryPolicy, link_pages
+from app.github.client import DELIVERY, FAIL_FAST, GitHubClientFactory, RetryPolicy, link_pages
 from tests.conftest_github import SIM_URL, FakeClock, limit_errors
 from tests.github_sim import GitHubSimulator
 
@@ -125,31 +125,34 @@ async def test_5xx_is_retried_with_backoff_a_few_times(
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):
-    """Refuses the first ``failures`` connections, then hands requests to ``inner``."""
+    """Fails the first ``failures`` requests with ``error`` (refused, timed out, reset), then hands them to ``inner``."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, failures: int) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, failures: int,
+                 error: type[httpx.TransportError] = httpx.ConnectError) -> None:
         self.inner = inner
         self.failures = failures
+        self.error = error
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.failures:
             self.failures -= 1
-            raise httpx.ConnectError("connection refused", request=request)
+            raise self.error("the network failed", request=request)
         return await self.inner.handle_async_request(request)
 
 
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError])
 @pytest.mark.parametrize(("failures", "ok"), [(2, True), (4, False)])
 async def test_transport_errors_are_retried_with_backoff(
     sim: GitHubSimulator, github_auth: AppAuth, patient: RetryPolicy, sleeps: list[float],
-    failures: int, ok: bool,
+    failures: int, ok: bool, error: type[httpx.TransportError],
 ) -> None:
-    transport = FlakyTransport(httpx.ASGITransport(app=sim.app), failures)
+    transport = FlakyTransport(httpx.ASGITransport(app=sim.app), failures, error)
     factory = GitHubClientFactory(SIM_URL, github_auth, httpx.AsyncClient(transport=transport, base_url=SIM_URL))
     gh = await factory.app_client(patient)
     if ok:
         assert (await gh.getitem("/app"))["slug"] == "ptm-triage"
     else:
-        with pytest.raises(httpx.ConnectError):
+        with pytest.raises(error):
             await gh.getitem("/app")
     assert sleeps == [0.5, 1.0, 2.0][: min(failures, 3)]
     await factory.aclose()
@@ -166,3 +169,17 @@ async def test_pages_come_with_the_numbers_their_link_header_names(
     assert (len(first.items), first.next_page, first.last_page) == (10, 2, 3)
     assert (len(last.items), last.next_page, last.last_page) == (5, None, None)
     assert link_pages(None) == {} and link_pages('<https://x/y?page=2&per_page=5>; rel="next"') == {"next": 2}
+
+
+async def test_a_deliverys_client_retries_briefly_and_leaves_long_waits_to_the_queue(
+    sim: GitHubSimulator, github_factory: GitHubClientFactory,
+) -> None:
+    """``DELIVERY``: a 502 or two is retried at once; a secondary limit asking for a minute is raised, for
+    the queue to reschedule the delivery (``app.queue.dispatch``)."""
+    gh = await github_factory.for_installation(INSTALLATION, DELIVERY)
+    sim.fail_next("GET", f"/repos/{REPO}", 502, times=2)
+    assert (await gh.getitem(f"/repos/{REPO}"))["full_name"] == REPO
+    sim.fail_next("GET", f"/repos/{REPO}", 403, headers={"retry-after": "60"}, message=SECONDARY)
+    with pytest.raises(BadRequest) as raised:
+        await gh.getitem(f"/repos/{REPO}")
+    assert raised.value.status_code == 403

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import random
 import secrets
 import time
 import urllib.parse
@@ -28,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests import secret_watch
 from tests.github_sim.state import (
     APP_EVENTS,
     APP_PERMISSIONS,
@@ -158,11 +160,15 @@ class GitHubSimulator:
         self.exchanges: list[Exchange] = []
         self._public_key = serialization.load_pem_public_key(public_key_pem.encode())
         self._failures: list[Failure] = []
+        self._random: tuple[float, random.Random] = (0.0, random.Random())
+        self.random_failures: dict[str, int] = {}
+        self.label_events: list[tuple[str, int, str, str]] = []  # (repo, issue number, labeled|unlabeled, label)
         self._buckets: dict[str, Bucket] = {}
         self._created_at = clock()
         self._routes = self._route_table()
         self.client_id = f"Iv1.{app_id:016x}"  # the App's OAuth client (GET /app says the same)
         self.client_secret = secrets.token_hex(20)
+        secret_watch.register(self.client_secret)
         self.signed_in: list[str] = []  # logins that authorised the App through the OAuth web flow
         self._codes: dict[str, tuple[str, str]] = {}  # OAuth code -> (login, redirect_uri)
         self.app = Starlette(routes=[
@@ -276,6 +282,25 @@ class GitHubSimulator:
         """Answer the next ``times`` matching requests with ``status`` (method ``*`` matches any)."""
         self._failures.append(Failure(method.upper(), path_prefix, status, times, headers or {},
                                       message or HTTPStatus(status).phrase))
+
+    def fail_randomly(self, share: float, seed: int = 0) -> None:
+        """From now on fail ``share`` of all API calls (drawn with ``seed``) with GitHub's passing failures:
+        500, 502, 503, a primary rate limit (403, ``x-ratelimit-remaining: 0``, reset a second ahead) and
+        secondary ones (403 or 429 with ``Retry-After: 1``). ``random_failures`` counts them by status."""
+        self._random = (share, random.Random(seed))
+
+    def _random_failure(self) -> Failure | None:
+        share, rng = self._random
+        if not share or rng.random() >= share:
+            return None
+        kind = rng.choice(["500", "502", "503", "primary", "secondary-403", "secondary-429"])
+        self.random_failures[kind] = self.random_failures.get(kind, 0) + 1
+        if kind == "primary":
+            headers = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(self.clock()) + 1)}
+            return Failure("*", "/", 403, 1, headers, "API rate limit exceeded for installation.")
+        if kind.startswith("secondary"):
+            return Failure("*", "/", int(kind[-3:]), 1, {"retry-after": "1"}, SECONDARY_LIMIT_MESSAGE)
+        return Failure("*", "/", int(kind), 1, {}, HTTPStatus(int(kind)).phrase)
 
     def _state_repo(self, full_name: str) -> Repo:
         repo = self.state.find_repo(full_name)
@@ -408,7 +433,7 @@ class GitHubSimulator:
                 if failure.times <= 0:
                     self._failures.remove(failure)
                 return failure
-        return None
+        return self._random_failure()
 
     # -- authentication and rate limits -----------------------------------
 
@@ -691,19 +716,31 @@ class GitHubSimulator:
         repo, issue = self._issue(call)
         return self._page(call, self._issue_labels(repo, issue))
 
+    def _label_events(self, repo: Repo, issue: Issue, before: list[int]) -> None:
+        """What GitHub's timeline would show: a ``labeled`` or ``unlabeled`` event per label that changed."""
+        for action, ids in (("labeled", [i for i in issue.label_ids if i not in before]),
+                            ("unlabeled", [i for i in before if i not in issue.label_ids])):
+            self.label_events.extend((repo.full_name, issue.number, action, repo.labels[i].name) for i in ids)
+
     def _add_issue_labels(self, call: Call) -> Reply:
         repo, issue = self._issue(call)
+        before = list(issue.label_ids)
         self.state.add_issue_labels(repo, issue, self._label_names(call.json))
+        self._label_events(repo, issue, before)
         return 200, self._issue_labels(repo, issue), {}
 
     def _set_issue_labels(self, call: Call) -> Reply:
         repo, issue = self._issue(call)
+        before = list(issue.label_ids)
         self.state.set_issue_labels(repo, issue, self._label_names(call.json or []))
+        self._label_events(repo, issue, before)
         return 200, self._issue_labels(repo, issue), {}
 
     def _remove_all_issue_labels(self, call: Call) -> Reply:
         repo, issue = self._issue(call)
+        before = list(issue.label_ids)
         self.state.set_issue_labels(repo, issue, [])
+        self._label_events(repo, issue, before)
         return 204, None, {}
 
     def _remove_issue_label(self, call: Call) -> Reply:
@@ -713,6 +750,7 @@ class GitHubSimulator:
             raise ApiError(404, "Label does not exist",
                            docs=f"{DOCS}/issues/labels#remove-a-label-from-an-issue")
         issue.label_ids.remove(label.id)
+        self.label_events.append((repo.full_name, issue.number, "unlabeled", label.name))
         issue.updated_at = self.clock()
         return 200, self._issue_labels(repo, issue), {}
 
@@ -866,6 +904,9 @@ class GitHubSimulator:
 async def _form(request: Request) -> dict[str, str]:
     """A url-encoded form's fields (what browsers and OAuth clients send here), without python-multipart."""
     return {k: v[0] for k, v in urllib.parse.parse_qs((await request.body()).decode()).items()}
+
+
+SECONDARY_LIMIT_MESSAGE = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
 
 
 def _check_label(name: str, color: Any) -> str:

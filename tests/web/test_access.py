@@ -20,6 +20,7 @@ import pytest
 from app.cli import main
 from app.config import Settings
 from app.web.main import create_app
+from tests import secret_watch
 from tests.e2e import INSTALLATION, REPO, Stack, days_ago
 from tests.github_sim import GitHubSimulator
 from tests.servers import serve
@@ -31,6 +32,7 @@ PUBLIC_TITLE = "CUDA out of memory when loading the SDXL pipeline"
 NO_SUCH = "octo-org/no-such-repository"
 MAINTAINER, OUTSIDER = "mona", "passer-by"
 SESSION_SECRET = "access-test-session-secret-4f1c9a"
+secret_watch.register(SESSION_SECRET)
 
 # Every read route; {repo} is the repository asked about. The lists (no {repo}) show a repository or not;
 # the others answer it (200, or the dashboard's 307 to the repository's page) or 404 as if it were not tracked.

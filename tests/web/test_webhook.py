@@ -15,10 +15,12 @@ from sqlalchemy import select
 
 from app.store.models import Delivery, Issue, Prediction
 from app.web.main import create_app
+from tests import secret_watch
 from tests.conftest import WEBHOOK_EXAMPLES
 from tests.waiting import wait_until
 
 SECRET = "test-secret"
+secret_watch.register(SECRET)
 EXAMPLES = sorted(WEBHOOK_EXAMPLES.glob("*/*.json"))
 
 
