@@ -206,3 +206,17 @@ def test_a_delivery_whose_handler_always_raises_ends_failed_and_the_others_all_f
     status, attempts, error = rows.pop("poison")
     assert (status, attempts) == ("failed", 3) and error is not None and "GitHubBroken" in error
     assert {(s, a) for s, a, _ in rows.values()} == {("done", 1)} and len(rows) == 20
+
+
+def test_a_delivery_about_an_issue_deleted_meanwhile_ends_skipped_saying_so(baseline_stack: Stack) -> None:
+    stack, sim = baseline_stack, baseline_stack.sim
+    number = sim.add_issue(REPO, "CUDA out of memory loading the SDXL checkpoint", "details")["number"]
+    payload = sim.issues_payload("opened", REPO, number, INSTALLATION)
+    sim.delete_issue(REPO, number)
+    assert stack.send("issues", payload, delivery="about-a-deleted-issue").status_code == 202
+    assert stack.settle().get("skipped") == 1
+    assert stack.app is not None
+    with stack.app.state.services.db.session() as session:
+        delivery = session.get(Delivery, "about-a-deleted-issue")
+        assert delivery is not None and delivery.attempts == 1
+        assert delivery.error is not None and delivery.error.startswith("GitHub answered 410")

@@ -14,6 +14,7 @@ from app.events import (
     label_changes,
     lifecycle,
     repo_labels,
+    repositories,
 )
 
 router = Router(
@@ -24,4 +25,5 @@ router = Router(
     commands.router,
     configuration.router,
     repo_labels.router,
+    repositories.router,
 )

@@ -12,6 +12,7 @@ from gidgethub import GitHubBroken, HTTPException, RateLimitExceeded, sansio
 from gidgethub.routing import Router
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from app.events import payloads
 from app.events.tracking import MissingField
 from app.services import Services
 from app.store.models import Delivery
@@ -64,6 +65,7 @@ async def process(delivery: Delivery, router: Router, services: Services) -> Out
     if not handlers:
         return Outcome("skipped", f"no handler for {delivery.event}.{data.get('action') or '-'}")
     try:
+        payloads.check(data)
         await router.dispatch(event, services)
     except MissingField as exc:
         return Outcome("skipped", str(exc))

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.services import Services
 from app.store.models import ApiToken, Repository, WebSession, utcnow
 from app.store.queries import Scope, repository_ids
 from app.web.deps import ServicesDep, SessionDep
@@ -58,7 +59,7 @@ class Viewer:
         return public | (self.private_ids & repository_ids(session, private=True))
 
 
-def _bearer(request: Request, session: Session) -> Viewer | None:
+def _bearer(request: Request, services: Services, session: Session) -> Viewer | None:
     header = request.headers.get("authorization")
     if header is None:
         return None
@@ -69,7 +70,10 @@ def _bearer(request: Request, session: Session) -> Viewer | None:
     found = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token.strip())))
     if found is None or found.revoked_at is not None:
         raise HTTPException(401, "unknown or revoked API token", headers={"WWW-Authenticate": "Bearer"})
-    found.last_used_at = utcnow()
+    # Its use is recorded in a short transaction of its own: the request's session only reads, and a
+    # write held open in it for the whole request would keep every other writer (the worker) waiting.
+    with services.db.session() as own:
+        own.execute(update(ApiToken).where(ApiToken.id == found.id).values(last_used_at=utcnow()))
     return Viewer("token", found.name)
 
 
@@ -86,7 +90,7 @@ def _signed_in(request: Request, session: Session) -> Viewer | None:
 
 def get_viewer(request: Request, services: ServicesDep, session: SessionDep) -> Viewer:
     """The caller: by API token, else by session cookie, else anonymous. A token that is wrong is a 401."""
-    return (_bearer(request, session) or _signed_in(request, session)
+    return (_bearer(request, services, session) or _signed_in(request, session)
             or Viewer("anonymous", sees_public=services.settings.public_repositories))
 
 

@@ -162,7 +162,8 @@ class GitHubSimulator:
         self._failures: list[Failure] = []
         self._random: tuple[float, random.Random] = (0.0, random.Random())
         self.random_failures: dict[str, int] = {}
-        self.label_events: list[tuple[str, int, str, str]] = []  # (repo, issue number, labeled|unlabeled, label)
+        self.label_events: list[tuple[str, int, str, str]] = []
+        self.deleted_issues: dict[str, set[int]] = {}  # (repo, issue number, labeled|unlabeled, label)
         self._buckets: dict[str, Bucket] = {}
         self._created_at = clock()
         self._routes = self._route_table()
@@ -227,6 +228,10 @@ class GitHubSimulator:
 
     def set_file(self, full_name: str, path: str, text: str) -> None:
         self._state_repo(full_name).files[path.strip("/")] = text
+
+    def delete_issue(self, full_name: str, number: int) -> None:
+        """From now on GitHub answers 410 Gone for the issue, as it does for a deleted one."""
+        self.deleted_issues.setdefault(self._state_repo(full_name).full_name, set()).add(number)
 
     def set_private(self, full_name: str, private: bool = True) -> None:
         self._state_repo(full_name).private = private
@@ -341,6 +346,10 @@ class GitHubSimulator:
         context["repository"] = {**context["repository"], "default_branch": "main"}
         return {"ref": ref or "refs/heads/main", "before": "1" * 40, "after": "0" * 40,
                 "commits": [commit], "head_commit": commit, **context}
+
+    def repository_payload(self, action: str, full_name: str, installation_id: int) -> dict[str, Any]:
+        """A ``repository`` event (``privatized``, ``publicized``, ``renamed`` …) as the repository is now."""
+        return {"action": action, **self._payload_context(self._state_repo(full_name), "octocat", installation_id)}
 
     def label_payload(self, action: str, full_name: str, name: str, installation_id: int,
                       changes: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -529,6 +538,8 @@ class GitHubSimulator:
         issue = repo.issues.get(int(number)) if number.isdigit() else None
         if issue is None:
             raise not_found()
+        if int(number) in self.deleted_issues.get(repo.full_name, set()):
+            raise ApiError(410, "This issue was deleted")
         return repo, issue
 
     def _label(self, repo: Repo, name: str) -> Label:

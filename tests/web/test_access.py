@@ -250,3 +250,17 @@ def test_sign_in_refusals_are_clear_and_next_stays_on_this_site(
     for stack_ in start(access_settings(github_client_id=None, github_client_secret=None), simulator):
         refused = httpx.get(f"{stack_.url}/login", timeout=HTTP_TIMEOUT_S)
         assert refused.status_code == 503 and "GITHUB_CLIENT_ID" in refused.json()["detail"]
+
+
+def test_a_repository_made_private_is_hidden_at_once_and_shown_again_when_public(stack: Stack) -> None:
+    def anonymous_sees() -> bool:
+        return REPO in httpx.get(f"{stack.url}/dashboard", timeout=HTTP_TIMEOUT_S).text
+
+    assert anonymous_sees()
+    for private, action in ((True, "privatized"), (False, "publicized")):
+        stack.sim.set_private(REPO, private)
+        assert stack.send("repository", stack.sim.repository_payload(action, REPO, INSTALLATION)).status_code == 202
+        stack.settle()
+        assert anonymous_sees() is not private
+        found = httpx.get(f"{stack.url}/api/stats?repo={REPO}", timeout=HTTP_TIMEOUT_S)
+        assert found.status_code == (404 if private else 200)
