@@ -18,6 +18,7 @@ from app.store.db import Database
 from app.triage.classifier import Classifier
 from app.triage.labels import LabelPolicy
 from app.triage.loader import load_classifier
+from app.workflow.batching import ClassifyBatcher
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Services:
     backfills_scheduled: Callable[[], None] = lambda: None  # the backfill runner's wake-up, when one runs
     computed: Computed = field(default_factory=Computed)  # the dashboard's answers, until their data changes
     metrics: Metrics = field(default_factory=Metrics)
+    batcher: ClassifyBatcher | None = None  # the worker's one way to the classifier (build_services makes it)
 
     @property
     def dry_run(self) -> bool:
@@ -74,7 +76,13 @@ def build_services(settings: Settings) -> Services:
         auth = AppAuth(settings.github_app_id, settings.private_key_pem())
         github = GitHubClientFactory(settings.github_api_url, auth, httpx.AsyncClient(timeout=30),
                                      on_answer=metrics.github_answer)
-    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github, metrics=metrics)
+    def observe(size: int, seconds: float) -> None:
+        metrics.batch_size.observe(size)
+        metrics.classification.observe(seconds)
+
+    batcher = ClassifyBatcher(classifier.predict, settings.batch_size, settings.batch_wait_ms / 1000, observe)
+    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github, metrics=metrics,
+                    batcher=batcher)
 
 
 async def identify_app(services: Services) -> None:

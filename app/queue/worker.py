@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import replace
@@ -35,7 +36,7 @@ class DeliveryWorker:
         self.router = router
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._current: str | None = None
+        self._held: set[str] = set()  # deliveries claimed and not yet recorded
         self._changed = True  # the dashboard's answers are to be refreshed (at start, and after deliveries)
         self._refresh: asyncio.Task[None] | None = None
         self._pruned_at = -PRUNE_EVERY_S  # monotonic time of the last pruning of old payloads
@@ -58,11 +59,11 @@ class DeliveryWorker:
             self.services.computed.stop()
             await self._refresh  # a thread: it cannot be cancelled; it ends after the answer it is computing
             self._refresh = None
-        if self._current is not None:
+        for delivery_id in sorted(self._held):
             with self.services.db.session() as session:
-                queries.release_delivery(session, self._current, self.name)
-            log.info("delivery %s handed back to the queue", self._current)
-            self._current = None
+                queries.release_delivery(session, delivery_id, self.name)
+            log.info("delivery %s handed back to the queue", delivery_id)
+        self._held.clear()
 
     async def _run(self) -> None:
         while True:
@@ -108,33 +109,46 @@ class DeliveryWorker:
         if refreshed:
             log.info("refreshed %d dashboard answers", refreshed)
 
-    async def run_once(self, batch: int = 20) -> int:
-        """Process the deliveries due now; returns how many were claimed."""
+    async def run_once(self) -> int:
+        """Process the deliveries due now, up to ``PTM_TRIAGE_WORKER_CONCURRENCY`` of them together; returns
+        how many were claimed. Those about one issue are worked in the order they came, and any other
+        delivery (an installation, a label renamed, a push) alone, after everything before it."""
         with self.services.db.session() as session:
             requeued = queries.requeue_expired(session, self.services.settings.worker_max_attempts)
-            ids = queries.due_delivery_ids(session, limit=batch)
+            due = queries.due_deliveries(session, limit=self.services.settings.worker_concurrency)
         if requeued:
             log.info("requeued %d deliveries whose worker stopped answering", requeued)
-        claimed, lease_s = 0, self.services.settings.worker_lease_s
-        for delivery_id in ids:
-            with self.services.db.session() as session:
-                delivery = queries.claim_delivery(session, delivery_id, lease_s, self.name)
-            if delivery is None:
-                continue
-            claimed += 1
-            self._current = delivery_id
-            metrics = self.services.metrics
-            with logs.about(delivery_id=delivery_id), LeaseKeeper(self.services.db, delivery_id, self.name, lease_s):
-                with metrics.processing.labels(delivery.event).time():
-                    try:
-                        outcome = await process(delivery, self.router, self.services)
-                    except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
-                        log.exception("delivery %s: processing raised", delivery_id)
-                        outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
-                self._record(delivery_id, delivery.attempts, outcome)
-            metrics.deliveries.labels(delivery.event, outcome.status).inc()
-            self._current = None
+        claimed = 0
+        for together in _rounds(due):
+            done = await asyncio.gather(*(self._work_through(ids) for ids in together))
+            claimed += sum(done)
         return claimed
+
+    async def _work_through(self, ids: list[str]) -> int:
+        """One issue's deliveries, in order; how many were claimed."""
+        claimed = 0
+        for delivery_id in ids:
+            claimed += await self._work(delivery_id)
+        return claimed
+
+    async def _work(self, delivery_id: str) -> int:
+        lease_s, metrics = self.services.settings.worker_lease_s, self.services.metrics
+        with self.services.db.session() as session:
+            delivery = queries.claim_delivery(session, delivery_id, lease_s, self.name)
+        if delivery is None:  # another worker took it first
+            return 0
+        self._held.add(delivery_id)
+        with logs.about(delivery_id=delivery_id), LeaseKeeper(self.services.db, delivery_id, self.name, lease_s):
+            with metrics.processing.labels(delivery.event).time():
+                try:
+                    outcome = await process(delivery, self.router, self.services)
+                except Exception as exc:  # process() means not to raise; if it does, the attempt still counts
+                    log.exception("delivery %s: processing raised", delivery_id)
+                    outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
+            self._record(delivery_id, delivery.attempts, outcome)
+        metrics.deliveries.labels(delivery.event, outcome.status).inc()
+        self._held.discard(delivery_id)
+        return 1
 
     def _record(self, delivery_id: str, attempts: int, outcome: Outcome) -> None:
         max_attempts = self.services.settings.worker_max_attempts
@@ -157,3 +171,39 @@ class DeliveryWorker:
             log.info("delivery %s skipped: %s", delivery_id, outcome.reason)
         elif status == "failed":
             log.error("delivery %s failed after %d attempts: %s", delivery_id, attempts, outcome.reason)
+
+
+def ordering_key(event: str, payload: str | None) -> str | None:
+    """Deliveries of one key are worked in the order they came: an issue's (``repository id#number``).
+    None: a delivery about more than one issue, worked alone."""
+    if event not in ("issues", "issue_comment") or payload is None:
+        return None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    repo, issue = data.get("repository"), data.get("issue")
+    if not isinstance(repo, dict) or not isinstance(issue, dict):
+        return None
+    return f"{repo.get('id')}#{issue.get('number')}"
+
+
+def _rounds(due: list[tuple[str, str, str | None]]) -> list[list[list[str]]]:
+    """The due deliveries (id, event, payload) in rounds worked one after the other; each round is lists of
+    ids worked side by side, each list in order."""
+    rounds: list[list[list[str]]] = []
+    groups: dict[str, list[str]] = {}
+    for delivery_id, event, payload in due:
+        key = ordering_key(event, payload)
+        if key is None:
+            if groups:
+                rounds.append(list(groups.values()))
+                groups = {}
+            rounds.append([[delivery_id]])
+        else:
+            groups.setdefault(key, []).append(delivery_id)
+    if groups:
+        rounds.append(list(groups.values()))
+    return rounds

@@ -107,16 +107,17 @@ def prune_payloads(session: Session, before: datetime) -> int:
     return result.rowcount or 0
 
 
-def due_delivery_ids(session: Session, limit: int = 20) -> list[str]:
+def due_deliveries(session: Session, limit: int = 20) -> list[tuple[str, str, str | None]]:
+    """(id, event, payload) of the pending deliveries due now, oldest first."""
     now = utcnow()
-    rows = session.scalars(
-        select(Delivery.id)
+    rows = session.execute(
+        select(Delivery.id, Delivery.event, Delivery.payload)
         .where(Delivery.status == "pending")
         .where((Delivery.not_before.is_(None)) | (Delivery.not_before <= now))
         .order_by(Delivery.received_at, Delivery.id)
         .limit(limit)
     )
-    return list(rows)
+    return [(i, e, p) for i, e, p in rows]
 
 
 def claim_delivery(session: Session, delivery_id: str, lease_s: float, owner: str) -> Delivery | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
@@ -12,7 +13,7 @@ from sqlalchemy import update
 
 from app.cli import main
 from app.events import router
-from app.queue.worker import DeliveryWorker
+from app.queue.worker import DeliveryWorker, _rounds
 from app.services import build_services
 from app.store import queries
 from app.store.db import Database
@@ -20,6 +21,7 @@ from app.store.models import Delivery, utcnow
 from app.store.queries import retry_deliveries, store_delivery
 from app.web.main import create_app
 from tests.conftest import WEBHOOK_EXAMPLES
+from tests.service_process import opened_payloads
 from tests.waiting import wait_until
 
 OPENED = (WEBHOOK_EXAMPLES / "issues" / "opened.payload.json").read_text()
@@ -56,7 +58,7 @@ def test_a_stopping_worker_hands_its_delivery_back(make_settings) -> None:
     services = build_services(settings)
     worker = DeliveryWorker(services, router)
     stored(settings.sqlalchemy_url, "in-flight", "processing", lease_from_now_s=3600, owner=worker.name)
-    worker._current = "in-flight"  # what run_once sets while it processes a delivery
+    worker._held.add("in-flight")  # what run_once does while it processes a delivery
     asyncio.run(worker.stop())
     with services.db.session() as session:
         delivery = session.get(Delivery, "in-flight")
@@ -170,3 +172,28 @@ def test_the_deliveries_command_lists_outcomes_and_queues_failed_ones_again(make
         assert session.get(Delivery, "went-wrong").status == "pending"
         assert session.get(Delivery, "went-fine").status == "done"
     db.dispose()
+
+
+def test_rounds_keep_each_issues_deliveries_in_order_and_work_the_others_alone() -> None:
+    def about(repo: int, number: int) -> str:
+        return json.dumps({"repository": {"id": repo}, "issue": {"number": number}})
+
+    due = [("a1", "issues", about(1, 1)), ("b1", "issues", about(1, 2)), ("a2", "issues", about(1, 1)),
+           ("inst", "installation", "{}"), ("c1", "issue_comment", about(2, 1)), ("odd", "issues", "[]")]
+    assert _rounds(due) == [[["a1", "a2"], ["b1"]], [["inst"]], [["c1"]], [["odd"]]]
+
+
+def test_the_issues_of_deliveries_worked_together_are_classified_in_one_batch(make_settings) -> None:
+    settings = make_settings(dry_run=True, model_kind="baseline", worker_concurrency=20, batch_size=20,
+                             batch_wait_ms=1000)  # the 20th text fills the batch: no waiting
+    services = build_services(settings)
+    with services.db.session() as session:
+        for delivery, body in opened_payloads(20):
+            store_delivery(session, delivery_id=delivery, event="issues", action="opened", installation_id=None,
+                           payload=body.decode())
+    assert asyncio.run(DeliveryWorker(services, router).run_once()) == 20
+    registry = services.metrics.registry
+    assert registry.get_sample_value("ptm_triage_classification_batch_size_count") == 1
+    assert registry.get_sample_value("ptm_triage_classification_batch_size_sum") == 20
+    assert queries.delivery_counts(services.db.sessions()) == {"done": 20}
+    services.db.dispose()
