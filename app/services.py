@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +38,7 @@ class Services:
     computed: Computed = field(default_factory=Computed)  # the dashboard's answers, until their data changes
     metrics: Metrics = field(default_factory=Metrics)
     batcher: ClassifyBatcher | None = None  # the worker's one way to the classifier (build_services makes it)
+    share_locks: defaultdict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     @property
     def dry_run(self) -> bool:

@@ -128,7 +128,15 @@ async def follow_share(services: Services, gh: GitHubAPI | None, repository_id: 
     """Estimate the repository's share again when due; label again the issues the new share
     decides otherwise: open ones on GitHub (unless the repository is in dry-run or asks for
     no labels on old issues, ``backfill.labels: none``), closed ones in the record the
-    statistics read. Returns how many were labelled again."""
+    statistics read. Returns how many were labelled again.
+
+    One repository's share is followed by one delivery at a time: deliveries worked side by side
+    would otherwise all find it due at once, and each estimate it and label the same issues again."""
+    async with services.share_locks[repository_id]:
+        return await _follow_share(services, gh, repository_id, config)
+
+
+async def _follow_share(services: Services, gh: GitHubAPI | None, repository_id: int, config: RepoSettings) -> int:
     moved = await asyncio.to_thread(repo_share.reestimate, services, repository_id)
     if moved is None:
         return 0

@@ -197,3 +197,19 @@ def test_the_issues_of_deliveries_worked_together_are_classified_in_one_batch(ma
     assert registry.get_sample_value("ptm_triage_classification_batch_size_sum") == 20
     assert queries.delivery_counts(services.db.sessions()) == {"done": 20}
     services.db.dispose()
+
+
+def test_deliveries_worked_together_estimate_their_repositorys_share_once(make_settings, caplog) -> None:
+    """60 new issues of one repository at once: the share is due at 50 (``repo_share.MIN_ISSUES``) and estimated
+    by one delivery; the others find it done (``labelling.follow_share`` holds a lock per repository)."""
+    settings = make_settings(dry_run=True, worker_concurrency=64, batch_size=64, batch_wait_ms=1000)
+    services = build_services(settings)
+    with services.db.session() as session:
+        for delivery, body in opened_payloads(60):
+            store_delivery(session, delivery_id=delivery, event="issues", action="opened", installation_id=None,
+                           payload=body.decode())
+    with caplog.at_level("INFO", logger="app.workflow.labelling"):
+        assert asyncio.run(DeliveryWorker(services, router).run_once()) == 60
+    estimates = [r for r in caplog.records if "PTM share" in r.getMessage()]
+    assert len(estimates) == 1, [r.getMessage() for r in estimates]
+    services.db.dispose()
