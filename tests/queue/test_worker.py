@@ -210,6 +210,6 @@ def test_deliveries_worked_together_estimate_their_repositorys_share_once(make_s
                            payload=body.decode())
     with caplog.at_level("INFO", logger="app.workflow.labelling"):
         assert asyncio.run(DeliveryWorker(services, router).run_once()) == 60
-    estimates = [r for r in caplog.records if "PTM share" in r.getMessage()]
+    estimates = [r for r in caplog.records if r.name == "app.workflow.labelling" and "PTM share" in r.getMessage()]
     assert len(estimates) == 1, [r.getMessage() for r in estimates]
     services.db.dispose()
