@@ -22,7 +22,7 @@ def _setup_logging(level: str = "INFO") -> None:
     from app import logs
 
     settings = load_settings()
-    logs.setup(level, settings.log_format, settings.secret_values())
+    logs.setup(level, settings.log_format, settings.secret_values)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

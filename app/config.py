@@ -136,17 +136,15 @@ class Settings(BaseSettings):
                               "start the service once (`ptm-triage serve`) or set GITHUB_WEBHOOK_SECRET")
         return self.secret_file.read_text().strip()
 
+    @cached_property
     def secret_values(self) -> list[str]:
-        """Every configured secret, for the log to leave out (``app.logs``)."""
+        """Every configured secret, for the log to leave out (``app.logs``); read once (the private key
+        may be a file)."""
         values = [secret.get_secret_value() for secret in (self.github_webhook_secret, self.github_private_key,
                                                            self.github_client_secret, self.session_secret) if secret]
         if self.has_github_credentials:
             values += [line for line in self.private_key_pem().splitlines() if len(line) >= 16]
         return values
-
-    @property
-    def sign_in_configured(self) -> bool:
-        return self.github_client_id is not None and self.github_client_secret is not None
 
     @cached_property
     def session_key(self) -> str:

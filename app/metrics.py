@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from app.store.db import Database
 from app.store.models import Backfill, Delivery, utcnow
+from app.store.queries import delivery_counts
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -47,6 +48,11 @@ class Metrics:
                                           "primary rate limit, as its last answer said, per client ('app' or "
                                           "'installation:ID')", ["client"], registry=r)
 
+    def classified(self, size: int, seconds: float) -> None:
+        """``app.workflow.batching``'s hook: one classifier call."""
+        self.batch_size.observe(size)
+        self.classification.observe(seconds)
+
     def github_answer(self, client: str, method: str, status: str, remaining: int | None) -> None:
         """``app.github.client``'s hook: one answer from GitHub."""
         self.github_requests.labels(method, status).inc()
@@ -74,7 +80,7 @@ class _StoredWork(Collector):
         imported = GaugeMetricFamily("ptm_triage_backfill_imported_issues", "Issues imported by the backfills "
                                      "not finished yet")
         with self.db.session() as session:
-            statuses = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
+            statuses = delivery_counts(session)
             first: datetime | None = session.scalar(select(func.min(Delivery.received_at))
                                                     .where(Delivery.status == "pending"))
             by_status = dict(session.execute(select(Backfill.status, func.count()).group_by(Backfill.status)).all())
@@ -82,8 +88,6 @@ class _StoredWork(Collector):
                                      .where(Backfill.status.in_(("pending", "running")))) or 0
         for status in ("pending", "processing", "done", "skipped", "failed"):
             depth.add_metric([status], statuses.get(status, 0))
-        if first is not None and first.tzinfo is None:  # SQLite keeps no zone; the column holds UTC
-            first = first.replace(tzinfo=utcnow().tzinfo)
         oldest.add_metric([], max((utcnow() - first).total_seconds(), 0.0) if first else 0.0)
         for status in ("pending", "running", "done", "failed"):
             backfills.add_metric([status], by_status.get(status, 0))

@@ -37,8 +37,12 @@ class Services:
     backfills_scheduled: Callable[[], None] = lambda: None  # the backfill runner's wake-up, when one runs
     computed: Computed = field(default_factory=Computed)  # the dashboard's answers, until their data changes
     metrics: Metrics = field(default_factory=Metrics)
-    batcher: ClassifyBatcher | None = None  # the worker's one way to the classifier (build_services makes it)
     share_locks: defaultdict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    batcher: ClassifyBatcher = field(init=False)  # the handlers' and the backfill's way to the classifier
+
+    def __post_init__(self) -> None:
+        self.batcher = ClassifyBatcher(self.classifier.predict, self.settings.batch_size,
+                                       self.settings.batch_wait_ms / 1000, self.metrics.classified)
 
     @property
     def dry_run(self) -> bool:
@@ -79,13 +83,7 @@ def build_services(settings: Settings) -> Services:
         auth = AppAuth(settings.github_app_id, settings.private_key_pem())
         github = GitHubClientFactory(settings.github_api_url, auth, httpx.AsyncClient(timeout=30),
                                      on_answer=metrics.github_answer)
-    def observe(size: int, seconds: float) -> None:
-        metrics.batch_size.observe(size)
-        metrics.classification.observe(seconds)
-
-    batcher = ClassifyBatcher(classifier.predict, settings.batch_size, settings.batch_wait_ms / 1000, observe)
-    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github, metrics=metrics,
-                    batcher=batcher)
+    return Services(settings=settings, db=db, classifier=classifier, policy=policy, github=github, metrics=metrics)
 
 
 async def identify_app(services: Services) -> None:

@@ -152,7 +152,7 @@ class DeliveryWorker:
 
     def _record(self, delivery_id: str, attempts: int, outcome: Outcome) -> None:
         max_attempts = self.services.settings.worker_max_attempts
-        outcome = replace(outcome, reason=logs.redact(outcome.reason, self.services.settings.secret_values())
+        outcome = replace(outcome, reason=logs.redact(outcome.reason, self.services.settings.secret_values)
                           if outcome.reason else None)
         with self.services.db.session() as session:
             if outcome.status == "retry" and attempts < max_attempts:

@@ -56,12 +56,8 @@ def target_of(issue: Issue) -> Target:
 
 async def classify(services: Services, texts: Sequence[IssueText]) -> list[Prediction]:
     """Through the batcher, which joins the texts of concurrent deliveries into one model call in a
-    worker thread (``app.workflow.batching``); without one, a call of this text's own."""
-    if services.batcher is not None:
-        return await services.batcher.classify(texts)
-    services.metrics.batch_size.observe(len(texts))
-    with services.metrics.classification.time():
-        return await asyncio.to_thread(services.classifier.predict, list(texts))
+    worker thread (``app.workflow.batching``)."""
+    return await services.batcher.classify(texts)
 
 
 async def apply(
