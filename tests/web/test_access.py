@@ -51,6 +51,11 @@ OUTCOMES = {
 }
 
 
+def hidden_fields(page: str) -> dict[str, str]:
+    """The hidden fields of the simulator's authorisation form (its ``redirect_uri`` and ``state``)."""
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+
+
 @dataclass
 class Browser:
     """What a browser does in the flow, by hand: httpx' own cookie jar would not send a ``Secure`` cookie
@@ -86,7 +91,7 @@ class Browser:
         """/login, GitHub's authorisation page (the simulator's), its form as ``login``, back to the app."""
         page = self.follow(f"{app_url}/login?next={next_path}")
         assert page.status_code == 200 and 'id="authorize"' in page.text, page.text
-        hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page.text))
+        hidden = hidden_fields(page.text)
         return self.follow(str(page.url), "POST", data={**hidden, "login": login})
 
 
@@ -240,7 +245,7 @@ def test_sign_in_refusals_are_clear_and_next_stays_on_this_site(
     browser = Browser()
     away = browser.request("GET", f"{stack.url}/login?next=//evil.example/steal")
     authorize = browser.request("GET", away.headers["location"])
-    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', authorize.text))
+    hidden = hidden_fields(authorize.text)
     back = browser.request("POST", str(authorize.url), data={**hidden, "login": MAINTAINER})
     callback = urlsplit(back.headers["location"])
     assert browser.request("GET", back.headers["location"]).headers["location"] == "/dashboard"
