@@ -38,6 +38,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from app.queue.standalone import run_worker
+
+    settings = load_settings()
+    _setup_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+    return 0
+
+
 def _classifier(kind: str | None, model_dir: Path | None) -> Classifier:
     from app.triage.loader import load_classifier
 
@@ -200,6 +211,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=3000)
     s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="process stored deliveries (and backfills) in this process: from the Redis "
+                                      "queue with PTM_TRIAGE_QUEUE=redis, else from the database (start any number)")
+    w.set_defaults(func=cmd_worker)
 
     d = sub.add_parser("demo", help="run the service on a database of its own with example issues sent through "
                                      "its webhook, and print the dashboard's address")

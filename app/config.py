@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     label_prefix: str = Field(default="ptm", alias="PTM_TRIAGE_LABEL_PREFIX")
     max_body_bytes: int = Field(default=25 * 1024 * 1024, alias="PTM_TRIAGE_MAX_BODY_BYTES", gt=0)
     worker: Literal["inprocess", "off"] = Field(default="inprocess", alias="PTM_TRIAGE_WORKER")
+    # Where stored deliveries wait for a worker: the deliveries table itself (the embedded default), or an
+    # arq queue on Redis that `ptm-triage worker` processes take them from (scale-out; app.queue.redis_queue).
+    queue: Literal["database", "redis"] = Field(default="database", alias="PTM_TRIAGE_QUEUE")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", alias="PTM_TRIAGE_REDIS_URL")
+    redis_queue_name: str = Field(default="ptm-triage:deliveries", alias="PTM_TRIAGE_REDIS_QUEUE", min_length=1)
+    sweep_s: float = Field(default=5.0, alias="PTM_TRIAGE_SWEEP_S", gt=0)
     worker_poll_s: float = Field(default=5.0, alias="PTM_TRIAGE_WORKER_POLL_S", gt=0)
     worker_lease_s: float = Field(default=30.0, alias="PTM_TRIAGE_WORKER_LEASE_S", gt=0)
     worker_concurrency: int = Field(default=32, alias="PTM_TRIAGE_WORKER_CONCURRENCY", ge=1, le=1000)
@@ -65,6 +71,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must be a redis://, rediss:// or unix:// URL, got {value!r}")
+        return value
 
     @field_validator("model_kind")
     @classmethod

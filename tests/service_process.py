@@ -1,6 +1,7 @@
-"""The service as its own process (``ptm-triage serve``), for faults a thread cannot show: ``kill -9``.
+"""The service and its workers as processes of their own (``ptm-triage serve``, ``ptm-triage worker``), for
+faults a thread cannot show: ``kill -9``.
 
-Used by ``tests/queue/test_recovery.py`` and ``benchmarks/recovery.py``.
+Used by ``tests/queue/test_recovery.py``, ``tests/queue/test_scale_out.py`` and the benchmarks.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
+from app.config import Settings
 from tests import secret_watch
 from tests.conftest import WEBHOOK_EXAMPLES
 from tests.servers import free_port
@@ -107,3 +110,54 @@ class ServiceProcess:
         with sqlite3.connect(self.workdir / "ptm-triage.db") as db:
             return {i: {"status": s, "attempts": a} for i, s, a in db.execute(
                 "SELECT id, status, attempts FROM deliveries")}
+
+
+def environment_of(settings: Settings) -> dict[str, str]:
+    """The environment that gives a process of its own the same settings (those set explicitly)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PTM_TRIAGE_", "DATABASE_URL"))}
+    env["HF_HUB_OFFLINE"] = "1"
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        alias = Settings.model_fields[name].alias
+        assert alias is not None, name
+        env[alias] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """``ptm-triage worker`` with the environment given; its log in ``log_path``."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT)
+        wait_until(self._ready, f"the worker started (see {self.log_path})")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"the worker exited with {self.process.returncode}; see {self.log_path}")
+        return "worker: model" in self.log_path.read_text()
+
+    def kill(self) -> None:
+        """``kill -9``: the deliveries in hand are neither finished nor handed back."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=PATIENCE_S)
+        secret_watch.check_file(self.log_path)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=PATIENCE_S)
+        secret_watch.check_file(self.log_path)
+
+    def log_lines(self, containing: str) -> int:
+        return sum(containing in line for line in self.log_path.read_text().splitlines())

@@ -147,6 +147,7 @@ class Delivery(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     payload_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # payload dropped after retention
     lease_owner: Mapped[str | None] = mapped_column(String(120))  # the worker processing it (app.queue.lease)
+    ordering_key: Mapped[str | None] = mapped_column(String(80), index=True)  # app.queue.ordering
 
 
 class Prediction(Base):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Text, case, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, Text, and_, case, exists, func, or_, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from app.store.models import (
     Backfill,
@@ -48,12 +48,13 @@ def _within(column: Any, scope: Scope) -> list[ColumnElement[bool]]:
 
 FINISHED = ("done", "skipped", "failed")
 AGAIN = ("skipped", "failed")
+UNFINISHED = ("pending", "processing")
 """A redelivery (the same id, a maintainer's "Redeliver") of a delivery that ended so is processed again."""
 
 
 def store_delivery(
     session: Session, *, delivery_id: str, event: str, action: str | None,
-    installation_id: int | None, payload: str, status: str = "pending",
+    installation_id: int | None, payload: str, status: str = "pending", ordering_key: str | None = None,
 ) -> str:
     """Store a delivery: ``stored``; ``again`` for a redelivery of one that was skipped or failed
     (queued afresh with this payload); ``duplicate`` for one stored before that is done or queued."""
@@ -63,11 +64,12 @@ def store_delivery(
             return "duplicate"
         found.event, found.action, found.installation_id, found.payload = event, action, installation_id, payload
         found.status, found.attempts, found.error, found.not_before, found.processed_at = "pending", 0, None, None, None
-        found.payload_pruned_at = None
+        found.payload_pruned_at, found.ordering_key = None, ordering_key
         return "again"
     session.add(Delivery(
         id=delivery_id, event=event, action=action, installation_id=installation_id,
         payload=payload, status=status, processed_at=utcnow() if status != "pending" else None,
+        ordering_key=ordering_key,
     ))
     try:
         session.flush()
@@ -107,25 +109,57 @@ def prune_payloads(session: Session, before: datetime) -> int:
     return result.rowcount or 0
 
 
-def due_deliveries(session: Session, limit: int = 20) -> list[tuple[str, str, str | None]]:
-    """(id, event, payload) of the pending deliveries due now, oldest first."""
-    now = utcnow()
-    rows = session.execute(
-        select(Delivery.id, Delivery.event, Delivery.payload)
-        .where(Delivery.status == "pending")
-        .where((Delivery.not_before.is_(None)) | (Delivery.not_before <= now))
-        .order_by(Delivery.received_at, Delivery.id)
-        .limit(limit)
+class Due(NamedTuple):
+    id: str
+    ordering_key: str | None
+    attempts: int
+
+
+def _waits_for(state: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """The delivery has an earlier one about the same issue (``ordering_key``) in the ``state`` asked about."""
+    earlier = aliased(Delivery)
+    return exists().where(
+        earlier.ordering_key == Delivery.ordering_key, state(earlier),
+        or_(earlier.received_at < Delivery.received_at,
+            and_(earlier.received_at == Delivery.received_at, earlier.id < Delivery.id)),
     )
-    return [(i, e, p) for i, e, p in rows]
+
+
+def due_deliveries(session: Session, limit: int = 20, received_before: datetime | None = None) -> list[Due]:
+    """The pending deliveries due now, oldest first, leaving out those that wait for an earlier delivery
+    about the same issue that is being worked on or waits for a retry (an earlier one that is due comes
+    first in the list)."""
+    now = utcnow()
+    due_now = (Delivery.not_before.is_(None)) | (Delivery.not_before <= now)
+    held_up = _waits_for(lambda earlier: or_(
+        earlier.status == "processing",
+        and_(earlier.status == "pending", earlier.not_before.is_not(None), earlier.not_before > now)))
+    query = (select(Delivery.id, Delivery.ordering_key, Delivery.attempts)
+             .where(Delivery.status == "pending", due_now, ~held_up)
+             .order_by(Delivery.received_at, Delivery.id).limit(limit))
+    if received_before is not None:
+        query = query.where(Delivery.received_at < received_before)
+    return [Due(*row) for row in session.execute(query)]
+
+
+def next_in_line(session: Session, ordering_key: str) -> Due | None:
+    """The oldest pending delivery about the issue of ``ordering_key``: the one to work after the one finished."""
+    row = session.execute(
+        select(Delivery.id, Delivery.ordering_key, Delivery.attempts)
+        .where(Delivery.ordering_key == ordering_key, Delivery.status == "pending")
+        .order_by(Delivery.received_at, Delivery.id).limit(1)
+    ).first()
+    return Due(*row) if row is not None else None
 
 
 def claim_delivery(session: Session, delivery_id: str, lease_s: float, owner: str) -> Delivery | None:
     """Mark a pending delivery as processing by ``owner``, leased for ``lease_s`` (kept in ``not_before``);
-    None when another worker took it first."""
+    None when another worker took it first, or while an earlier delivery about the same issue is unfinished
+    (an issue's deliveries take effect in the order they came, whichever workers take them)."""
     result = cast("CursorResult[Any]", session.execute(  # an UPDATE's result is a CursorResult
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == "pending")
+        .where(Delivery.id == delivery_id, Delivery.status == "pending",
+               ~_waits_for(lambda earlier: earlier.status.in_(UNFINISHED)))
         .values(status="processing", attempts=Delivery.attempts + 1, lease_owner=owner,
                 not_before=utcnow() + timedelta(seconds=lease_s))
     ))

@@ -12,8 +12,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from app import __version__
 from app.config import Settings
 from app.events import router as event_router
+from app.queue.redis_queue import RedisQueue
 from app.queue.worker import DeliveryWorker
-from app.services import build_services, identify_app
+from app.services import Services, build_services, identify_app
 from app.web import api, backfill_status, monitoring, pages, signin, webhook
 from app.workflow.backfill import BackfillRunner
 
@@ -36,6 +37,36 @@ def announce(settings: Settings) -> None:
         )
 
 
+@asynccontextmanager
+async def _queue(app: FastAPI, services: Services) -> AsyncIterator[None]:
+    """Where stored deliveries go (``app.state.queue``): the in-process worker, or the Redis queue that
+    ``ptm-triage worker`` processes take them from (they run the backfills too)."""
+    settings = services.settings
+    if settings.queue == "redis":
+        app.state.queue = RedisQueue(settings)
+        log.info("scale-out: deliveries are enqueued on %s for `ptm-triage worker` processes",
+                 settings.redis_queue_name)
+        try:
+            yield
+        finally:
+            await app.state.queue.aclose()
+        return
+    worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
+    app.state.queue = app.state.worker = worker
+    app.state.backfills = runner
+    if settings.worker == "inprocess":
+        await worker.start()
+        await runner.start()
+    else:
+        log.warning("PTM_TRIAGE_WORKER=off: deliveries are stored and acknowledged, not processed here "
+                    "(`ptm-triage worker` processes them)")
+    try:
+        yield
+    finally:
+        await runner.stop()
+        await worker.stop()
+
+
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,19 +75,12 @@ def create_app(settings: Settings) -> FastAPI:
         services = build_services(settings)
         services.computed.keep_current(pages.standing_answers(services))
         await identify_app(services)
-        worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
-        app.state.services, app.state.worker, app.state.backfills = services, worker, runner
+        app.state.services = services
         log.info("model %s; database %s", services.classifier.version, services.db.backend)
-        if settings.worker == "inprocess":
-            await worker.start()
-            await runner.start()
-        else:
-            log.warning("PTM_TRIAGE_WORKER=off: deliveries are stored and acknowledged, not processed here")
         try:
-            yield
+            async with _queue(app, services):
+                yield
         finally:
-            await runner.stop()
-            await worker.stop()
             await services.aclose()
 
     app = FastAPI(title="PTM Triage", version=__version__, lifespan=lifespan)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
 from app.github.signature import signature_ok
+from app.queue.ordering import ordering_key
 from app.store.queries import store_delivery
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ async def receive(request: Request) -> JSONResponse:
             return store_delivery(
                 session, delivery_id=delivery_id, event=event, action=_action(data),
                 installation_id=_installation_id(data), payload=text, status="done" if is_ping else "pending",
+                ordering_key=ordering_key(event, data),
             )
 
     try:
@@ -93,7 +95,7 @@ async def receive(request: Request) -> JSONResponse:
         return JSONResponse({"msg": "pong", "zen": data.get("zen")}, status_code=200)
     if stored == "again":
         log.info("delivery %s (%s) received again after it ended skipped or failed; queued again", delivery_id, event)
-    request.app.state.worker.notify()
+    await request.app.state.queue.submit(delivery_id)
     return JSONResponse({"delivery": delivery_id, "status": "queued"}, status_code=202)
 
 

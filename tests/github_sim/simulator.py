@@ -158,6 +158,7 @@ class GitHubSimulator:
         self.clock = clock
         self.state = SimState(clock, api_url)
         self.exchanges: list[Exchange] = []
+        self.on_exchange: Callable[[Exchange], None] | None = None  # called once GitHub's state changed, before answering
         self._public_key = serialization.load_pem_public_key(public_key_pem.encode())
         self._failures: list[Failure] = []
         self._random: tuple[float, random.Random] = (0.0, random.Random())
@@ -408,9 +409,11 @@ class GitHubSimulator:
             status, payload, headers = self._answer(request, template, auth, handler, body)
             if payload is not None:
                 headers["content-type"] = "application/json; charset=utf-8"
-            self.exchanges.append(Exchange(
-                request.method, request.url.path, dict(request.query_params), dict(request.headers),
-                None if body is INVALID_JSON else body, status, headers, payload, template))
+            exchange = Exchange(request.method, request.url.path, dict(request.query_params), dict(request.headers),
+                                None if body is INVALID_JSON else body, status, headers, payload, template)
+            self.exchanges.append(exchange)
+            if self.on_exchange is not None:
+                self.on_exchange(exchange)
             content = b"" if payload is None else json.dumps(payload).encode()
             return Response(content, status, headers)
 

@@ -10,19 +10,21 @@ from fastapi.testclient import TestClient
 from gidgethub import sansio
 from gidgethub.routing import Router
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from app.cli import main
 from app.events import router
+from app.queue.ordering import ordering_key
 from app.queue.worker import DeliveryWorker, _rounds
 from app.services import build_services
 from app.store import queries
 from app.store.db import Database
 from app.store.models import Delivery, utcnow
-from app.store.queries import retry_deliveries, store_delivery
+from app.store.queries import Due, retry_deliveries, store_delivery
 from app.web.main import create_app
 from tests.conftest import WEBHOOK_EXAMPLES
 from tests.service_process import opened_payloads
-from tests.waiting import wait_until
+from tests.waiting import PATIENCE_S, wait_until
 
 OPENED = (WEBHOOK_EXAMPLES / "issues" / "opened.payload.json").read_text()
 
@@ -37,6 +39,12 @@ def stored(url: str, delivery_id: str, status: str, lease_from_now_s: float | No
         session.execute(update(Delivery).where(Delivery.id == delivery_id)
                         .values(status=status, not_before=lease, lease_owner=owner))
     db.dispose()
+
+
+def store_opened(session: Session, delivery_id: str, body: bytes) -> None:
+    """An ``issues.opened`` delivery stored as the receiver stores it."""
+    store_delivery(session, delivery_id=delivery_id, event="issues", action="opened", installation_id=None,
+                   payload=body.decode(), ordering_key=ordering_key("issues", json.loads(body)))
 
 
 def status(client: TestClient, delivery_id: str) -> str:
@@ -56,13 +64,27 @@ def test_a_dead_workers_delivery_is_taken_up_once_its_lease_ran_out(make_setting
 def test_a_stopping_worker_hands_its_delivery_back(make_settings) -> None:
     settings = make_settings(dry_run=True, model_kind="baseline")
     services = build_services(settings)
-    worker = DeliveryWorker(services, router)
-    stored(settings.sqlalchemy_url, "in-flight", "processing", lease_from_now_s=3600, owner=worker.name)
-    worker._held.add("in-flight")  # what run_once does while it processes a delivery
-    asyncio.run(worker.stop())
+    slow, started = Router(), asyncio.Event()
+
+    @slow.register("issues", action="opened")
+    async def never_ends(event: sansio.Event, services: object) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def stop_mid_delivery() -> None:
+        worker = DeliveryWorker(services, slow)
+        await worker.start()
+        await asyncio.wait_for(started.wait(), PATIENCE_S)
+        with services.db.session() as session:
+            assert session.get(Delivery, "in-flight").status == "processing"
+        await worker.stop()
+
+    stored(settings.sqlalchemy_url, "in-flight", "pending", lease_from_now_s=None)
+    asyncio.run(stop_mid_delivery())
     with services.db.session() as session:
         delivery = session.get(Delivery, "in-flight")
-        assert delivery.status == "pending" and delivery.not_before is None
+        assert (delivery.status, delivery.not_before, delivery.lease_owner) == ("pending", None, None)
+    services.db.dispose()
 
 
 def test_a_worker_busy_for_longer_than_its_lease_keeps_it(make_settings) -> None:
@@ -175,12 +197,15 @@ def test_the_deliveries_command_lists_outcomes_and_queues_failed_ones_again(make
 
 
 def test_rounds_keep_each_issues_deliveries_in_order_and_work_the_others_alone() -> None:
-    def about(repo: int, number: int) -> str:
-        return json.dumps({"repository": {"id": repo}, "issue": {"number": number}})
+    due = [Due("a1", "1#1", 0), Due("b1", "1#2", 0), Due("a2", "1#1", 0), Due("inst", None, 0), Due("c1", "2#1", 0)]
+    assert _rounds(due) == [[["a1", "a2"], ["b1"]], [["inst"]], [["c1"]]]
 
-    due = [("a1", "issues", about(1, 1)), ("b1", "issues", about(1, 2)), ("a2", "issues", about(1, 1)),
-           ("inst", "installation", "{}"), ("c1", "issue_comment", about(2, 1)), ("odd", "issues", "[]")]
-    assert _rounds(due) == [[["a1", "a2"], ["b1"]], [["inst"]], [["c1"]], [["odd"]]]
+
+def test_the_ordering_key_is_the_issue_of_an_issue_or_comment_delivery() -> None:
+    about = {"repository": {"id": 1}, "issue": {"number": 7}}
+    assert ordering_key("issues", about) == ordering_key("issue_comment", about) == "1#7"
+    assert ordering_key("installation", about) is None
+    assert ordering_key("issues", {"repository": {"id": 1}}) is None
 
 
 def test_the_issues_of_deliveries_worked_together_are_classified_in_one_batch(make_settings) -> None:
@@ -189,8 +214,7 @@ def test_the_issues_of_deliveries_worked_together_are_classified_in_one_batch(ma
     services = build_services(settings)
     with services.db.session() as session:
         for delivery, body in opened_payloads(20):
-            store_delivery(session, delivery_id=delivery, event="issues", action="opened", installation_id=None,
-                           payload=body.decode())
+            store_opened(session, delivery, body)
     assert asyncio.run(DeliveryWorker(services, router).run_once()) == 20
     registry = services.metrics.registry
     assert registry.get_sample_value("ptm_triage_classification_batch_size_count") == 1
@@ -206,8 +230,7 @@ def test_deliveries_worked_together_estimate_their_repositorys_share_once(make_s
     services = build_services(settings)
     with services.db.session() as session:
         for delivery, body in opened_payloads(60):
-            store_delivery(session, delivery_id=delivery, event="issues", action="opened", installation_id=None,
-                           payload=body.decode())
+            store_opened(session, delivery, body)
     with caplog.at_level("INFO", logger="app.workflow.labelling"):
         assert asyncio.run(DeliveryWorker(services, router).run_once()) == 60
     estimates = [r for r in caplog.records if r.name == "app.workflow.labelling" and "PTM share" in r.getMessage()]

@@ -1,0 +1,55 @@
+"""``ptm-triage worker``: a process that only works deliveries and backfills (no HTTP).
+
+With ``PTM_TRIAGE_QUEUE=redis`` it takes delivery ids from the Redis queue (``app.queue.redis_queue``);
+otherwise it polls the deliveries table like the service's in-process worker, for receivers started
+with ``PTM_TRIAGE_WORKER=off`` on a shared PostgreSQL database. Start as many as the load needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from app.config import Settings
+from app.events import router as event_router
+from app.queue.redis_queue import QueueWorker
+from app.queue.worker import DeliveryWorker
+from app.services import Services, build_services, identify_app
+from app.workflow.backfill import BackfillRunner
+
+log = logging.getLogger(__name__)
+
+
+async def _work_the_database(services: Services) -> None:
+    worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
+    await worker.start()
+    await runner.start()
+    try:
+        await asyncio.Event().wait()  # until cancelled
+    finally:
+        await runner.stop()
+        await worker.stop()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Until SIGTERM or SIGINT; the deliveries in hand are handed back to the queue."""
+    logging.getLogger("arq").setLevel(logging.WARNING)  # arq logs a line per job otherwise
+    services = build_services(settings)
+    await identify_app(services)
+    where = (f"Redis queue {settings.redis_queue_name} at {settings.redis_url.rsplit('@', 1)[-1]}"
+             if settings.queue == "redis" else "the deliveries table")
+    log.info("worker: model %s; database %s; deliveries from %s", services.classifier.version,
+             services.db.backend, where)
+    work = QueueWorker(services).run() if settings.queue == "redis" else _work_the_database(services)
+    main = asyncio.create_task(work, name="worker")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+    finally:
+        await services.aclose()
+        log.info("worker stopped")
