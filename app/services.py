@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 from gidgethub.abc import GitHubAPI
@@ -55,9 +55,19 @@ class Services:
             return None
         return await self.github.for_installation(installation_id, DELIVERY)
 
-    async def aclose(self) -> None:
+    def for_another_loop(self) -> Services:
+        """What a thread with an event loop of its own works with: the same database, model, settings, metrics and
+        dashboard answers; its own GitHub connections, batcher and locks (each bound to the loop that uses it)."""
+        return replace(self, github=self.github.for_another_loop() if self.github else None, known_labels={},
+                       share_locks=defaultdict(asyncio.Lock))
+
+    async def aclose_loop_bound(self) -> None:
+        """Close what ``for_another_loop`` made anew (the database stays open for the others)."""
         if self.github is not None:
             await self.github.aclose()
+
+    async def aclose(self) -> None:
+        await self.aclose_loop_bound()
         self.db.dispose()
 
 

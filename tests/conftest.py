@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 
 from app.config import Settings
 
-pytest_plugins = ["tests.secret_watch", "tests.conftest_github", "tests.e2e"]
+pytest_plugins = ["tests.secret_watch", "tests.conftest_github", "tests.e2e", "tests.private_postgres"]
 
 SHARED = Path(os.environ.get("PTM_TRIAGE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 WEBHOOK_EXAMPLES = SHARED / "github-webhooks"

@@ -6,16 +6,9 @@ always raises, PostgreSQL restarted under load. (``kill -9`` of the service: ``t
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
-import subprocess
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 
 import httpx
 import pytest
@@ -33,9 +26,10 @@ from app.store.queries import retry_deliveries, store_delivery
 from app.web.main import create_app
 from tests.e2e import INSTALLATION, REPO, SECRET, Stack
 from tests.github_sim import GitHubSimulator
-from tests.servers import free_port, serve
+from tests.private_postgres import PrivatePostgres
+from tests.servers import serve
 from tests.service_process import opened_payloads
-from tests.waiting import HTTP_TIMEOUT_S, PATIENCE_S, wait_until
+from tests.waiting import HTTP_TIMEOUT_S, wait_until
 
 TITLES = ["CUDA out of memory loading the SDXL checkpoint", "Whisper transcribes silence as 'thank you'",
           "Dark mode toggle does not persist", "Typo in the README install section",
@@ -88,52 +82,6 @@ def test_github_failing_a_fifth_of_its_calls_loses_nothing_and_does_nothing_twic
     assert {n: stack.labels_on(n) for n in numbers} == labelled
     assert sim.label_events == events, "labels changed again"
     assert comments_by_issue(sim) == Counter(dict.fromkeys(numbers, 1)), "a comment posted twice"
-
-
-@dataclass
-class PrivatePostgres:
-    """A PostgreSQL server of the test's own (``initdb`` in a temporary directory), which the test may
-    stop and start without disturbing anyone's database on the shared server."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *command: str) -> None:
-        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # postgres never runs as root
-        subprocess.run([*as_postgres, *command], check=True, capture_output=True, timeout=PATIENCE_S)
-
-    def init(self) -> None:
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, "postgres")
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.directory / "data"), "-A", "trust", "-U", "postgres")
-
-    def start(self) -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-l", str(self.directory / "log"),
-                  "-o", f"-p {self.port} -h 127.0.0.1 -k {self.directory}", "-w", "start")
-
-    def stop(self) -> None:
-        """As a crash would: connections cut, nothing flushed politely."""
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "-w", "stop")
-
-
-PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), default=Path("/usr/bin"))
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres(Path(tempfile.mkdtemp(prefix="ptm-pg-")))
-    server.init()
-    server.start()
-    try:
-        yield server
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            server.stop()
-        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 def test_postgresql_restarted_under_load_loses_no_acknowledged_delivery(

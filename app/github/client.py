@@ -252,5 +252,10 @@ class GitHubClientFactory:
     def invalidate(self, installation_id: int) -> None:
         self.tokens.invalidate(installation_id)
 
+    def for_another_loop(self) -> GitHubClientFactory:
+        """The same app's clients for another event loop (a connection pool and token cache are bound to one)."""
+        return GitHubClientFactory(self.api_url, self._auth, httpx.AsyncClient(timeout=self._http.timeout),
+                                   self._requester, on_answer=self.on_answer)
+
     async def aclose(self) -> None:
         await self._http.aclose()

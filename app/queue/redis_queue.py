@@ -43,8 +43,10 @@ SWEEP_LIMIT = 1000  # deliveries looked at per sweep, oldest first
 JOB_TIMEOUT_S = 300  # a job cancelled after this hands its delivery back; the sweep enqueues it again
 
 
-def job_id(delivery_id: str, attempts: int) -> str:
-    return f"{delivery_id}#{attempts}"
+def job_id(delivery_id: str, attempts: int, successor: bool = False) -> str:
+    """``delivery id#attempts``; a successor's job (enqueued when the delivery before it finished) has an id of its
+    own: its first job may still be running, having found that delivery unfinished a moment ago."""
+    return f"{delivery_id}#{attempts}" + ("-next" if successor else "")
 
 
 def redis_settings(settings: Settings, retries: int) -> RedisSettings:
@@ -71,12 +73,12 @@ class RedisQueue:
         """A delivery was just stored (its first attempt)."""
         await self.enqueue(delivery_id, 0)
 
-    async def enqueue(self, delivery_id: str, attempts: int) -> bool:
+    async def enqueue(self, delivery_id: str, attempts: int, successor: bool = False) -> bool:
         """False when Redis could not be reached, or the attempt is queued already."""
+        key = job_id(delivery_id, attempts, successor)
         try:
             pool = await asyncio.wait_for(self._connected(), ENQUEUE_TIMEOUT_S)
-            job = await asyncio.wait_for(pool.enqueue_job(JOB, delivery_id, _job_id=job_id(delivery_id, attempts)),
-                                         ENQUEUE_TIMEOUT_S)
+            job = await asyncio.wait_for(pool.enqueue_job(JOB, delivery_id, _job_id=key), ENQUEUE_TIMEOUT_S)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("delivery %s not enqueued (%s: %s); the sweep enqueues it once Redis answers",
                         delivery_id, type(exc).__name__, exc)
@@ -152,7 +154,7 @@ class QueueWorker:
             with self.services.db.session() as session:
                 successor = queries.next_in_line(session, attempt.ordering_key)
             if successor is not None:
-                await self.queue.enqueue(successor.id, successor.attempts)
+                await self.queue.enqueue(successor.id, successor.attempts, successor=True)
         return attempt.status
 
     def _arq_worker(self) -> Worker:

@@ -13,10 +13,9 @@ from app import __version__
 from app.config import Settings
 from app.events import router as event_router
 from app.queue.redis_queue import RedisQueue
-from app.queue.worker import DeliveryWorker
+from app.queue.worker_thread import WorkerThread
 from app.services import Services, build_services, identify_app
 from app.web import api, backfill_status, monitoring, pages, signin, webhook
-from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +50,26 @@ async def _queue(app: FastAPI, services: Services) -> AsyncIterator[None]:
         finally:
             await app.state.queue.aclose()
         return
-    worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
-    app.state.queue = app.state.worker = worker
-    app.state.backfills = runner
-    if settings.worker == "inprocess":
-        await worker.start()
-        await runner.start()
-    else:
+    if settings.worker == "off":
         log.warning("PTM_TRIAGE_WORKER=off: deliveries are stored and acknowledged, not processed here "
                     "(`ptm-triage worker` processes them)")
+        app.state.queue = _StoreOnly()
+        yield
+        return
+    worker = WorkerThread(services, event_router)
+    app.state.queue = app.state.worker = worker
+    worker.start()
     try:
         yield
     finally:
-        await runner.stop()
         await worker.stop()
+
+
+class _StoreOnly:
+    """The queue of a process that only receives: the delivery is stored, another process works it."""
+
+    async def submit(self, delivery_id: str) -> None:
+        return None
 
 
 def create_app(settings: Settings) -> FastAPI:

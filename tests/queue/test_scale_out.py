@@ -22,9 +22,11 @@ from app.store.db import Database
 from app.store.models import Delivery
 from app.web.main import create_app
 from tests.conftest import reset_postgres
-from tests.e2e import INSTALLATION, REPO, Stack
+from tests.conftest_github import GITHUB_APP_ID
+from tests.e2e import INSTALLATION, REPO, SECRET, Stack
 from tests.github_sim import GitHubSimulator
 from tests.github_sim.simulator import Exchange
+from tests.private_postgres import PrivatePostgres
 from tests.servers import free_port, serve
 from tests.service_process import WorkerProcess, environment_of
 from tests.waiting import wait_until
@@ -247,5 +249,41 @@ def test_a_worker_process_works_the_database_queue_for_receivers_that_only_recei
             out.stack.settle()
             assert_once(simulator, numbers)
             assert worker.log_lines(": ptm=") == 5
+        finally:
+            worker.stop()
+
+
+def test_postgresql_restarted_under_load_loses_no_delivery(
+        make_settings: Callable[..., Settings], simulator: GitHubSimulator, private_postgres: PrivatePostgres,
+        queue_name: str, github_app_keys: tuple[str, str], tmp_path: Path) -> None:
+    settings = make_settings(
+        github_app_id=GITHUB_APP_ID, github_private_key=github_app_keys[0], github_webhook_secret=SECRET,
+        github_api_url=simulator.api_url, database_url=private_postgres.url, queue="redis", redis_url=REDIS_URL,
+        redis_queue_name=queue_name, sweep_s=0.5, worker_lease_s=3.0, model_kind="baseline")
+    simulator.set_file(REPO, ".github/ptm-triage.yml", CONFIG)
+    with serve(create_app(settings)) as receiver:
+        out = ScaleOut(Stack(simulator, receiver), settings, tmp_path)
+        worker = out.start_worker()
+        try:
+            assert out.stack.send("installation", simulator.installation_payload(
+                "created", INSTALLATION)).status_code == 202
+            out.stack.settle()
+            numbers = out.open_issues(10)
+            private_postgres.stop()
+            refused = []  # 503 while the database is away: GitHub shows the delivery failed, and it is sent again
+            for n in range(10):
+                number = simulator.add_issue(REPO, f"CUDA out of memory on the second GPU, case {n}")["number"]
+                status = out.stack.send("issues", out.opened(number), delivery=out.opened_id(number)).status_code
+                assert status in (202, 503), status
+                numbers.append(number)
+                if status == 503:
+                    refused.append(number)
+            private_postgres.start()
+            for number in refused:
+                wait_until(lambda n=number: out.stack.send("issues", out.opened(n), delivery=out.opened_id(n))
+                           .status_code in (200, 202), "the redelivery accepted")
+            out.stack.settle()
+            assert_once(simulator, numbers)
+            assert worker.process is not None and worker.process.poll() is None, "the worker outlived PostgreSQL"
         finally:
             worker.stop()
