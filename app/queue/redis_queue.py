@@ -111,11 +111,12 @@ class Sweeper:
     async def sweep(self) -> int:
         """How many deliveries were enqueued again."""
         settings = self.services.settings
-        # Those received within the last sweep interval were enqueued by their receiver a moment ago.
+        # Those received within the last sweep interval were enqueued by their receiver a moment ago; those waiting
+        # for an earlier delivery about their issue are enqueued when it finishes (QueueWorker.work_delivery).
         before = utcnow() - timedelta(seconds=settings.sweep_s)
         with self.services.db.session() as session:
             requeued = queries.requeue_expired(session, settings.worker_max_attempts)
-            due = queries.due_deliveries(session, limit=SWEEP_LIMIT, received_before=before)
+            due = queries.due_deliveries(session, limit=SWEEP_LIMIT, received_before=before, first_in_line=True)
         if requeued:
             log.info("took back %d deliveries whose worker stopped answering", requeued)
         enqueued = 0

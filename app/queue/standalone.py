@@ -8,7 +8,6 @@ with ``PTM_TRIAGE_WORKER=off`` on a shared PostgreSQL database. Start as many as
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
@@ -20,6 +19,7 @@ from app.services import Services, build_services, identify_app
 from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
+CANCEL_AGAIN_S = 5.0
 
 
 async def _work_the_database(services: Services) -> None:
@@ -44,12 +44,17 @@ async def run_worker(settings: Settings) -> None:
              services.db.backend, where)
     work = QueueWorker(services).run() if settings.queue == "redis" else _work_the_database(services)
     main = asyncio.create_task(work, name="worker")
+    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main.cancel)
+        loop.add_signal_handler(sig, stopping.set)
     try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await main
+        await asyncio.wait([main, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)
+        while not main.done():  # asked to stop: cancelled again should a library swallow the cancellation
+            main.cancel()
+            await asyncio.wait([main], timeout=CANCEL_AGAIN_S)
+        if not main.cancelled():
+            main.result()  # what it raised, if it ended on its own
     finally:
         await services.aclose()
         log.info("worker stopped")

@@ -125,13 +125,14 @@ def _waits_for(state: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[boo
     )
 
 
-def due_deliveries(session: Session, limit: int = 20, received_before: datetime | None = None) -> list[Due]:
+def due_deliveries(session: Session, limit: int = 20, received_before: datetime | None = None,
+                   first_in_line: bool = False) -> list[Due]:
     """The pending deliveries due now, oldest first, leaving out those that wait for an earlier delivery
     about the same issue that is being worked on or waits for a retry (an earlier one that is due comes
-    first in the list)."""
+    first in the list); with ``first_in_line``, every one that waits for an earlier unfinished one."""
     now = utcnow()
     due_now = (Delivery.not_before.is_(None)) | (Delivery.not_before <= now)
-    held_up = _waits_for(lambda earlier: or_(
+    held_up = _waits_for(lambda earlier: earlier.status.in_(UNFINISHED) if first_in_line else or_(
         earlier.status == "processing",
         and_(earlier.status == "pending", earlier.not_before.is_not(None), earlier.not_before > now)))
     query = (select(Delivery.id, Delivery.ordering_key, Delivery.attempts)

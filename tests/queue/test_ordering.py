@@ -28,6 +28,12 @@ def test_a_later_delivery_about_an_issue_waits_for_the_earlier_to_finish(databas
         assert queries.claim_delivery(session, "push", 30, "w2") is not None
         assert queries.claim_delivery(session, "opened", 30, "w1") is not None
         assert [d.id for d in queries.due_deliveries(session)] == [], "closed waits for opened, in flight"
+        pending_only = session.execute(update(Delivery).where(Delivery.id == "opened")
+                                       .values(status="pending", not_before=None))
+        assert pending_only.rowcount == 1
+        assert [d.id for d in queries.due_deliveries(session)] == ["opened", "closed"]  # worked in this order
+        assert [d.id for d in queries.due_deliveries(session, first_in_line=True)] == ["opened"]
+        session.execute(update(Delivery).where(Delivery.id == "opened").values(status="processing"))
         assert queries.claim_delivery(session, "closed", 30, "w2") is None
         assert queries.next_in_line(session, "1#7") == queries.Due("closed", "1#7", 0)
         assert queries.finish_delivery(session, "opened", "w1", "done")

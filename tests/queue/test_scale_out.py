@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,7 +30,7 @@ from tests.github_sim.simulator import Exchange
 from tests.private_postgres import PrivatePostgres
 from tests.servers import free_port, serve
 from tests.service_process import WorkerProcess, environment_of
-from tests.waiting import wait_until
+from tests.waiting import PATIENCE_S, wait_until
 
 REDIS_URL = os.environ.get("PTM_TRIAGE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONFIG = "comment: true\n"  # the explanation comment on new issues: an effect that is not idempotent by itself
@@ -187,6 +188,34 @@ def test_a_worker_killed_after_its_github_calls_and_before_its_commit(scale_out:
         delivery = session.get(Delivery, scale_out.opened_id(number))
         assert (delivery.status, delivery.attempts) == ("done", 2)
     db.dispose()
+
+
+def test_a_worker_told_to_stop_mid_delivery_hands_it_back(scale_out: ScaleOut) -> None:
+    sim, stack = scale_out.stack.sim, scale_out.stack
+    stopping = scale_out.start_worker()
+    assert stack.send("installation", sim.installation_payload("created", INSTALLATION)).status_code == 202
+    stack.settle()
+    in_hand, stopped = threading.Event(), threading.Event()
+
+    def hold_the_label_write(exchange: Exchange) -> None:  # the simulator answers once the worker has stopped
+        if exchange.method == "POST" and exchange.path.endswith("/labels") and not in_hand.is_set():
+            in_hand.set()
+            stopped.wait(PATIENCE_S)
+
+    sim.on_exchange = hold_the_label_write
+    (number,) = scale_out.open_issues(1)
+    assert in_hand.wait(PATIENCE_S), "the worker never wrote the labels"
+    stopping.stop()  # SIGTERM, and waits for it to exit
+    stopped.set()
+    sim.on_exchange = None
+    db = Database(scale_out.settings.sqlalchemy_url)
+    with db.session() as session:
+        delivery = session.get(Delivery, scale_out.opened_id(number))
+        assert (delivery.status, delivery.attempts, delivery.lease_owner) == ("pending", 1, None), "not handed back"
+    db.dispose()
+    scale_out.start_worker()
+    stack.settle()
+    assert_once(sim, [number])
 
 
 def test_redis_restarted_under_load_loses_no_delivery(settings_for: Callable[..., Settings],
