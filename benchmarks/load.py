@@ -74,7 +74,8 @@ def percentile(values: list[float], q: float) -> float | None:
 async def _generate(plan: Path, urls: list[str], rate: float, out: Path) -> None:
     lines = plan.read_text().splitlines()
     records: list[dict[str, Any]] = []
-    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
+    # Idle connections closed before the receiver's keep-alive (5 s) runs out, so no request meets a closing one.
+    limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200, keepalive_expiry=2.0)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         async def send(i: int, line: str) -> None:
             item = json.loads(line)
@@ -111,6 +112,8 @@ class Stack:
         self.sim.add_installation(INSTALLATION, "octo-org", [REPO], account_type="Organization")
         self.sim.set_file(REPO, ".github/ptm-triage.yml", "comment: true\n")
         self.label_written: dict[int, float] = {}
+        self.repeated_label_writes = 0  # names a label write asked for that the issue had already
+        self._events_seen = 0
         self.sim.on_exchange = self._seen
         self._serving = serve(self.sim.app)
         self.sim.api_url = self._serving.__enter__()
@@ -138,9 +141,15 @@ class Stack:
         return server.set(database=name).render_as_string(hide_password=False)
 
     def _seen(self, exchange: Exchange) -> None:
+        """Called by the simulator after each request, one at a time: the label events since the last call are
+        this request's."""
+        new_events, self._events_seen = self.sim.label_events[self._events_seen:], len(self.sim.label_events)
         if exchange.method == "POST" and exchange.path.endswith("/labels") and exchange.status == 200:
             number = int(exchange.path.rsplit("/", 2)[-2])
             self.label_written.setdefault(number, time.time())
+            asked = exchange.request_json.get("labels", []) if isinstance(exchange.request_json, dict) else []
+            added = {name for _, _, action, name in new_events if action == "labeled"}
+            self.repeated_label_writes += sum(1 for name in asked if name not in added)
 
     @property
     def urls(self) -> list[str]:
@@ -232,6 +241,19 @@ def plan(stack: Stack, count: int, mix: str) -> tuple[list[str], dict[str, int]]
     return lines[:count], opened
 
 
+def _readded(events: list[tuple[str, int, str, str]]) -> int:
+    """Labels added to an issue again after the app removed them (a decision changed, e.g. the repository's
+    share re-estimated), from GitHub's timeline as the simulator keeps it."""
+    removed: set[tuple[int, str]] = set()
+    again = 0
+    for _, number, action, name in events:
+        if action == "unlabeled":
+            removed.add((number, name))
+        else:
+            again += (number, name) in removed
+    return again
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["embedded", "scale-out"], default="embedded")
@@ -276,7 +298,6 @@ def main() -> None:
     sent_at = {r["id"]: r["sent"] for r in records}
     e2e = [(stack.label_written[number] - sent_at[d]) * 1000 for d, number in opened.items()
            if d in sent_at and number in stack.label_written]
-    label_adds = Counter((n, a, name) for _, n, a, name in stack.sim.label_events if a == "labeled")
     comments = Counter(x.path for x in stack.sim.exchanges if x.method == "POST" and x.path.endswith("/comments"))
     result = {
         "mode": args.mode, "model": args.model, "mix": args.mix, "rate_offered": args.rate,
@@ -291,8 +312,9 @@ def main() -> None:
                        "issues_opened": len(opened)},
         "drained_after_s": drained_s, "deliveries_by_status": counts,
         "lost": sum(1 for r in acked if r["id"] not in stored),
-        "duplicated": {"labels_added_twice": sum(1 for c in label_adds.values() if c > 1),
+        "duplicated": {"label_writes_of_labels_already_there": stack.repeated_label_writes,
                        "issues_with_two_comments": sum(1 for c in comments.values() if c > 1)},
+        "labels_removed_and_added_again": _readded(stack.sim.label_events),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,10 @@ time); decided at the new share, they are found no more. A model that is not cal
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.services import Services
@@ -99,11 +101,26 @@ def reestimate(services: Services, repository_id: int) -> tuple[Share, Share] | 
         estimate = estimate_share([_raw(p) for _, p in scored], train_share, known=known,
                                   start=_default(services, train_share).share)
         after = Share(estimate, "estimated", len(scored), sum(k is not None for k in known))
-        row = session.get(RepoShare, repository_id) or RepoShare(repository_id=repository_id)
-        row.share, row.source, row.issues, row.known = after.share, after.source, after.issues, after.known
-        row.estimated_at = utcnow()
-        session.merge(row)
-        return before, after
+        return (before, after) if _record(session, repository_id, before, after) else None
+
+
+def _record(session: Session, repository_id: int, before: Share, after: Share) -> bool:
+    """Store ``after`` unless another worker (another process) stored an estimate since ``before`` was read:
+    then that one stands, and its worker labels the issues it flips."""
+    values = dict(share=after.share, source=after.source, issues=after.issues, known=after.known,
+                  estimated_at=utcnow())
+    if session.get(RepoShare, repository_id) is None:
+        session.add(RepoShare(repository_id=repository_id, **values))
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            return False
+        return True
+    result = cast("CursorResult[Any]", session.execute(
+        update(RepoShare).where(RepoShare.repository_id == repository_id, RepoShare.issues == before.issues,
+                                RepoShare.source == before.source).values(**values)))
+    return result.rowcount == 1
 
 
 def flipped(services: Services, session: Session, repository_id: int, share: float,

@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,13 @@ class ScaleOut:
         worker.start()
         return worker
 
+    def install(self) -> None:
+        """The installation, processed (the repository's settings read) before any issue is sent: only one
+        issue's deliveries wait for one another."""
+        assert self.stack.send("installation", self.stack.sim.installation_payload(
+            "created", INSTALLATION)).status_code == 202
+        self.stack.settle()
+
     def open_issues(self, count: int) -> list[int]:
         numbers = []
         for n in range(count):
@@ -114,11 +122,9 @@ def assert_once(sim: GitHubSimulator, numbers: list[int]) -> None:
         assert comments_on(sim, number) == 1, number
 
 
-@pytest.fixture
-def scale_out(settings_for: Callable[..., Settings], simulator: GitHubSimulator, queue_name: str,
-              tmp_path: Path) -> Iterator[ScaleOut]:
-    settings = settings_for(queue="redis", redis_url=REDIS_URL, redis_queue_name=queue_name, sweep_s=0.5,
-                            worker_lease_s=3.0, model_kind="baseline")
+@contextmanager
+def receiving(settings: Settings, simulator: GitHubSimulator, tmp_path: Path) -> Iterator[ScaleOut]:
+    """A receiver with ``settings`` (workers are started by the test); the workers stopped at the end."""
     simulator.set_file(REPO, ".github/ptm-triage.yml", CONFIG)
     with serve(create_app(settings)) as url:
         out = ScaleOut(Stack(simulator, url), settings, tmp_path)
@@ -129,11 +135,19 @@ def scale_out(settings_for: Callable[..., Settings], simulator: GitHubSimulator,
                 worker.stop()
 
 
+@pytest.fixture
+def scale_out(settings_for: Callable[..., Settings], simulator: GitHubSimulator, queue_name: str,
+              tmp_path: Path) -> Iterator[ScaleOut]:
+    settings = settings_for(queue="redis", redis_url=REDIS_URL, redis_queue_name=queue_name, sweep_s=0.5,
+                            worker_lease_s=3.0, model_kind="baseline")
+    with receiving(settings, simulator, tmp_path) as out:
+        yield out
+
+
 def test_two_workers_share_the_deliveries_and_each_takes_effect_once(scale_out: ScaleOut) -> None:
     sim, stack = scale_out.stack.sim, scale_out.stack
     first, second = scale_out.start_worker(), scale_out.start_worker()
-    assert stack.send("installation", sim.installation_payload("created", INSTALLATION)).status_code == 202
-    stack.settle()  # only one issue's deliveries wait for one another: the repository's settings are read first
+    scale_out.install()
     numbers = scale_out.open_issues(40)
     for number in numbers[:10]:  # closed at once: the close must not overtake the opening on another worker
         sim.set_issue_state(REPO, number, "closed")
@@ -167,8 +181,7 @@ def test_two_workers_share_the_deliveries_and_each_takes_effect_once(scale_out: 
 def test_a_worker_killed_after_its_github_calls_and_before_its_commit(scale_out: ScaleOut) -> None:
     sim, stack = scale_out.stack.sim, scale_out.stack
     doomed = scale_out.start_worker()
-    assert stack.send("installation", sim.installation_payload("created", INSTALLATION)).status_code == 202
-    stack.settle()
+    scale_out.install()
     killed: list[Exchange] = []
 
     def kill_after_the_comment(exchange: Exchange) -> None:  # GitHub has the labels and the comment; no commit yet
@@ -193,8 +206,7 @@ def test_a_worker_killed_after_its_github_calls_and_before_its_commit(scale_out:
 def test_a_worker_told_to_stop_mid_delivery_hands_it_back(scale_out: ScaleOut) -> None:
     sim, stack = scale_out.stack.sim, scale_out.stack
     stopping = scale_out.start_worker()
-    assert stack.send("installation", sim.installation_payload("created", INSTALLATION)).status_code == 202
-    stack.settle()
+    scale_out.install()
     in_hand, stopped = threading.Event(), threading.Event()
 
     def hold_the_label_write(exchange: Exchange) -> None:  # the simulator answers once the worker has stopped
@@ -226,27 +238,20 @@ def test_redis_restarted_under_load_loses_no_delivery(settings_for: Callable[...
     url = f"redis://127.0.0.1:{port}/0"
     wait_until(lambda: _answers(url), "the private Redis answered")
     settings = settings_for(queue="redis", redis_url=url, sweep_s=0.5, worker_lease_s=3.0, model_kind="baseline")
-    simulator.set_file(REPO, ".github/ptm-triage.yml", CONFIG)
     try:
-        with serve(create_app(settings)) as receiver:
-            out = ScaleOut(Stack(simulator, receiver), settings, tmp_path)
+        with receiving(settings, simulator, tmp_path) as out:
             worker = out.start_worker()
-            try:
-                assert out.stack.send("installation", simulator.installation_payload(
-                    "created", INSTALLATION)).status_code == 202
-                out.stack.settle()
-                numbers = out.open_issues(15)
-                server.kill()  # Redis keeps nothing on disk: the queue is gone
-                server.wait()
-                numbers += out.open_issues(15)  # stored and acknowledged while Redis is away
-                server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-                wait_until(lambda: _answers(url), "Redis back")
-                out.stack.settle()
-                assert_once(simulator, numbers)
-                wait_until(lambda: out.queue_depth() == 0, "the Redis queue empty")
-                assert worker.process is not None and worker.process.poll() is None, "the worker outlived Redis"
-            finally:
-                worker.stop()
+            out.install()
+            numbers = out.open_issues(15)
+            server.kill()  # Redis keeps nothing on disk: the queue is gone
+            server.wait()
+            numbers += out.open_issues(15)  # stored and acknowledged while Redis is away
+            server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+            wait_until(lambda: _answers(url), "Redis back")
+            out.stack.settle()
+            assert_once(simulator, numbers)
+            wait_until(lambda: out.queue_depth() == 0, "the Redis queue empty")
+            assert worker.process is not None and worker.process.poll() is None, "the worker outlived Redis"
     finally:
         server.kill()
         server.wait()
@@ -266,20 +271,13 @@ def test_a_worker_process_works_the_database_queue_for_receivers_that_only_recei
         settings_for: Callable[..., Settings], simulator: GitHubSimulator, tmp_path: Path) -> None:
     """Without Redis: receivers with ``PTM_TRIAGE_WORKER=off``, ``ptm-triage worker`` polling the deliveries table."""
     settings = settings_for(worker="off", model_kind="baseline")
-    simulator.set_file(REPO, ".github/ptm-triage.yml", CONFIG)
-    with serve(create_app(settings)) as receiver:
-        out = ScaleOut(Stack(simulator, receiver), settings, tmp_path)
+    with receiving(settings, simulator, tmp_path) as out:
         worker = out.start_worker()
-        try:
-            assert out.stack.send("installation", simulator.installation_payload(
-                "created", INSTALLATION)).status_code == 202
-            out.stack.settle()
-            numbers = out.open_issues(5)
-            out.stack.settle()
-            assert_once(simulator, numbers)
-            assert worker.log_lines(": ptm=") == 5
-        finally:
-            worker.stop()
+        out.install()
+        numbers = out.open_issues(5)
+        out.stack.settle()
+        assert_once(simulator, numbers)
+        assert worker.log_lines(": ptm=") == 5
 
 
 def test_postgresql_restarted_under_load_loses_no_delivery(
@@ -289,30 +287,23 @@ def test_postgresql_restarted_under_load_loses_no_delivery(
         github_app_id=GITHUB_APP_ID, github_private_key=github_app_keys[0], github_webhook_secret=SECRET,
         github_api_url=simulator.api_url, database_url=private_postgres.url, queue="redis", redis_url=REDIS_URL,
         redis_queue_name=queue_name, sweep_s=0.5, worker_lease_s=3.0, model_kind="baseline")
-    simulator.set_file(REPO, ".github/ptm-triage.yml", CONFIG)
-    with serve(create_app(settings)) as receiver:
-        out = ScaleOut(Stack(simulator, receiver), settings, tmp_path)
+    with receiving(settings, simulator, tmp_path) as out:
         worker = out.start_worker()
-        try:
-            assert out.stack.send("installation", simulator.installation_payload(
-                "created", INSTALLATION)).status_code == 202
-            out.stack.settle()
-            numbers = out.open_issues(10)
-            private_postgres.stop()
-            refused = []  # 503 while the database is away: GitHub shows the delivery failed, and it is sent again
-            for n in range(10):
-                number = simulator.add_issue(REPO, f"CUDA out of memory on the second GPU, case {n}")["number"]
-                status = out.stack.send("issues", out.opened(number), delivery=out.opened_id(number)).status_code
-                assert status in (202, 503), status
-                numbers.append(number)
-                if status == 503:
-                    refused.append(number)
-            private_postgres.start()
-            for number in refused:
-                wait_until(lambda n=number: out.stack.send("issues", out.opened(n), delivery=out.opened_id(n))
-                           .status_code in (200, 202), "the redelivery accepted")
-            out.stack.settle()
-            assert_once(simulator, numbers)
-            assert worker.process is not None and worker.process.poll() is None, "the worker outlived PostgreSQL"
-        finally:
-            worker.stop()
+        out.install()
+        numbers = out.open_issues(10)
+        private_postgres.stop()
+        refused = []  # 503 while the database is away: GitHub shows the delivery failed, and it is sent again
+        for n in range(10):
+            number = simulator.add_issue(REPO, f"CUDA out of memory on the second GPU, case {n}")["number"]
+            status = out.stack.send("issues", out.opened(number), delivery=out.opened_id(number)).status_code
+            assert status in (202, 503), status
+            numbers.append(number)
+            if status == 503:
+                refused.append(number)
+        private_postgres.start()
+        for number in refused:
+            wait_until(lambda n=number: out.stack.send("issues", out.opened(n), delivery=out.opened_id(n))
+                       .status_code in (200, 202), "the redelivery accepted")
+        out.stack.settle()
+        assert_once(simulator, numbers)
+        assert worker.process is not None and worker.process.poll() is None, "the worker outlived PostgreSQL"

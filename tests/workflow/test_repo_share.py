@@ -113,3 +113,23 @@ async def test_few_issues_keep_the_deployment_share(services: Services, github_s
     labelled = [POLICY.ptm_label in app_labels(github_sim, n) for n in (1, 2, 3)]
     at_deployment_share = [bool(correct_prior(s, 0.2, TRAIN_SHARE) >= 0.5) for s in (0.6, 0.7, 0.95)]
     assert labelled == at_deployment_share == [False, False, True]
+
+
+def test_an_estimate_another_worker_stored_meanwhile_stands(services: Services, github_sim: GitHubSimulator) -> None:
+    """Two workers (processes: no lock in common) finding the estimate due at once: only the first one's is stored,
+    so only its worker labels the issues it flips."""
+    repo_id = repository(services, github_sim)
+    training = repo_share.Share(0.57, "training")
+    first, second = repo_share.Share(0.2, "estimated", 50), repo_share.Share(0.3, "estimated", 50)
+    with services.db.session() as mine, services.db.session() as theirs:
+        assert mine.get(RepoShare, repo_id) is None  # both read no estimate yet
+        assert repo_share._record(theirs, repo_id, training, first)
+        theirs.commit()
+        assert not repo_share._record(mine, repo_id, training, second), "a second first estimate was stored"
+    later = repo_share.Share(0.25, "estimated", 75)
+    with services.db.session() as mine, services.db.session() as theirs:
+        assert repo_share._record(theirs, repo_id, first, later)
+        theirs.commit()
+        assert not repo_share._record(mine, repo_id, first, repo_share.Share(0.4, "estimated", 75))
+    with services.db.session() as session:
+        assert session.get(RepoShare, repo_id).share == 0.25
