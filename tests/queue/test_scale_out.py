@@ -148,10 +148,13 @@ def test_two_workers_share_the_deliveries_and_each_takes_effect_once(scale_out: 
     sim, stack = scale_out.stack.sim, scale_out.stack
     first, second = scale_out.start_worker(), scale_out.start_worker()
     scale_out.install()
-    numbers = scale_out.open_issues(40)
-    for number in numbers[:10]:  # closed at once: the close must not overtake the opening on another worker
+    numbers = []
+    for _ in range(10):  # each closed right after its opening: the close must not overtake it on another worker
+        (number,) = scale_out.open_issues(1)
         sim.set_issue_state(REPO, number, "closed")
         assert stack.send("issues", sim.issues_payload("closed", REPO, number, INSTALLATION)).status_code == 202
+        numbers.append(number)
+    numbers += scale_out.open_issues(30)
     for number in numbers[10:20]:  # GitHub redelivers: the receiver knows the id
         assert stack.send("issues", scale_out.opened(number), delivery=scale_out.opened_id(number)).status_code == 200
 
