@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PTM_TRIAGE_", "DATABASE_URL"))}
+        env = _without_settings(os.environ)
         env.update(PTM_TRIAGE_DATA_DIR=str(self.workdir / "data"), HF_HUB_OFFLINE="1", GITHUB_WEBHOOK_SECRET=SECRET,
                    DATABASE_URL=f"sqlite:///{self.workdir / 'ptm-triage.db'}", PTM_TRIAGE_DRY_RUN="1",
                    PTM_TRIAGE_MODEL="baseline")
@@ -112,9 +112,14 @@ class ServiceProcess:
                 "SELECT id, status, attempts FROM deliveries")}
 
 
+def _without_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment less every setting of the app's: a test process gets only those it is given."""
+    return {k: v for k, v in environ.items() if not k.startswith(("GITHUB_", "PTM_TRIAGE_", "DATABASE_URL"))}
+
+
 def environment_of(settings: Settings) -> dict[str, str]:
     """The environment that gives a process of its own the same settings (those set explicitly)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "PTM_TRIAGE_", "DATABASE_URL"))}
+    env = _without_settings(os.environ)
     env["HF_HUB_OFFLINE"] = "1"
     for name in settings.model_fields_set:
         value = getattr(settings, name)

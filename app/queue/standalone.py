@@ -14,23 +14,16 @@ import signal
 from app.config import Settings
 from app.events import router as event_router
 from app.queue.redis_queue import QueueWorker
-from app.queue.worker import DeliveryWorker
+from app.queue.worker import working
 from app.services import Services, build_services, identify_app
-from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
 CANCEL_AGAIN_S = 5.0
 
 
 async def _work_the_database(services: Services) -> None:
-    worker, runner = DeliveryWorker(services, event_router), BackfillRunner(services)
-    await worker.start()
-    await runner.start()
-    try:
+    async with working(services, event_router):
         await asyncio.Event().wait()  # until cancelled
-    finally:
-        await runner.stop()
-        await worker.stop()
 
 
 async def run_worker(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from gidgethub.routing import Router
 
@@ -21,6 +22,7 @@ from app.queue.attempts import DeliveryAttempts
 from app.queue.pruning import PayloadPruning
 from app.services import Services
 from app.store import queries
+from app.workflow.backfill import BackfillRunner
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,19 @@ class DeliveryWorker:
         for delivery_id in ids:
             claimed += await self.attempts.attempt(delivery_id) is not None
         return claimed
+
+
+@contextlib.asynccontextmanager
+async def working(services: Services, router: Router) -> AsyncIterator[DeliveryWorker]:
+    """The deliveries table worked, and the backfills run, on this loop until the block ends."""
+    worker, runner = DeliveryWorker(services, router), BackfillRunner(services)
+    await worker.start()
+    await runner.start()
+    try:
+        yield worker
+    finally:
+        await runner.stop()
+        await worker.stop()
 
 
 def _rounds(due: list[queries.Due]) -> list[list[list[str]]]:

@@ -9,13 +9,15 @@ and its batcher.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 from gidgethub.routing import Router
 
-from app.queue.worker import DeliveryWorker
+from app.queue.worker import DeliveryWorker, working
 from app.services import Services
-from app.workflow.backfill import BackfillRunner
+
+log = logging.getLogger(__name__)
 
 
 class WorkerThread:
@@ -26,7 +28,7 @@ class WorkerThread:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-        self.worker = DeliveryWorker(self.services, router)
+        self._worker: DeliveryWorker | None = None
         self._failed: BaseException | None = None
 
     def start(self) -> None:
@@ -37,8 +39,8 @@ class WorkerThread:
 
     def notify(self) -> None:
         """A new delivery is stored (from any thread)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.worker.notify)
+        if self._loop is not None and self._worker is not None:
+            self._loop.call_soon_threadsafe(self._worker.notify)
 
     async def submit(self, delivery_id: str) -> None:
         self.notify()
@@ -49,23 +51,22 @@ class WorkerThread:
         await asyncio.to_thread(self._thread.join)
 
     def _run(self) -> None:
-        asyncio.run(self._main())
-
-    async def _main(self) -> None:
-        runner = BackfillRunner(self.services)
         try:
-            await self.worker.start()
-            await runner.start()
-            self._stopping = asyncio.Event()
-            self._loop = asyncio.get_running_loop()
+            asyncio.run(self._main())
         except BaseException as exc:
-            self._failed = exc
-            raise
+            if self._ready.is_set():
+                log.exception("the worker thread stopped with an error")
+            else:  # it failed to start: start() raises it in the caller
+                self._failed = exc
         finally:
             self._ready.set()
+
+    async def _main(self) -> None:
         try:
-            await self._stopping.wait()
+            async with working(self.services, self.router) as worker:
+                self._worker, self._stopping = worker, asyncio.Event()
+                self._loop = asyncio.get_running_loop()
+                self._ready.set()
+                await self._stopping.wait()
         finally:
-            await runner.stop()
-            await self.worker.stop()
             await self.services.aclose_loop_bound()

@@ -48,8 +48,8 @@ def _within(column: Any, scope: Scope) -> list[ColumnElement[bool]]:
 
 FINISHED = ("done", "skipped", "failed")
 AGAIN = ("skipped", "failed")
-UNFINISHED = ("pending", "processing")
 """A redelivery (the same id, a maintainer's "Redeliver") of a delivery that ended so is processed again."""
+UNFINISHED = ("pending", "processing")
 
 
 def store_delivery(

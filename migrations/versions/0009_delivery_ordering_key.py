@@ -17,6 +17,8 @@ depends_on = None
 
 
 def _key(event: str, payload: str | None) -> str | None:
+    """``app.queue.ordering.ordering_key`` as it was when this migration was written (a migration does not follow
+    the code that changes after it)."""
     if event not in ('issues', 'issue_comment') or payload is None:
         return None
     try:
